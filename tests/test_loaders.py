@@ -1,0 +1,125 @@
+"Real-format loaders on small fixture folders written by the tests (HAM10000/ISIC, DermaMNIST .npz, ChestX-ray14)."
+import hashlib
+import numpy as np, pandas as pd, pytest, torch
+from PIL import Image
+from robust_saliency.data import ham10000_dls, npz_dls, chestxray14_dls, annotations, HAM_CLASSES, CXR14_CLASSES
+from robust_saliency.core import InputSpace
+
+def snapshot(root):
+    "Every file under `root` with its content hash: the loaders must not change any of it"
+    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(root.rglob('*')) if p.is_file()}
+
+def write_img(path, size=(40, 30), mode='RGB', seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (size[1], size[0], 3) if mode == 'RGB' else (size[1], size[0])
+    Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode).save(path)
+
+@pytest.fixture
+def ham(tmp_path):
+    d = tmp_path/'ham'; (d/'HAM10000_images_part_1').mkdir(parents=True); (d/'HAM10000_images_part_2').mkdir()
+    rows = []
+    for i, dx in enumerate(['nv'] * 12 + ['mel'] * 6 + ['bkl'] * 5 + ['df'] * 3):
+        iid = f'ISIC_{i:07d}'
+        write_img(d/f'HAM10000_images_part_{1 + i % 2}'/f'{iid}.jpg', seed=i)
+        rows.append(dict(lesion_id=f'HAM_{i // 2:07d}', image_id=iid, dx=dx, dx_type='histo', age=50, sex='male', localization='back'))
+    pd.DataFrame(rows).to_csv(d/'HAM10000_metadata.csv', index=False)
+    return d
+
+def test_ham10000_loads_balanced_and_grouped(ham):
+    before = snapshot(ham)
+    dls = ham10000_dls(ham, size=32, bs=4, valid_pct=0.3)
+    assert dls.vocab == ['nv', 'mel', 'bkl']
+    tr, va = annotations(dls, 'train'), annotations(dls, 'valid')
+    counts = torch.bincount(torch.cat([tr.labels, va.labels]), minlength=3)
+    assert counts.tolist() == [5, 5, 5]                        # undersampled to the smallest class (bkl: 5)
+    df = pd.read_csv(ham/'HAM10000_metadata.csv').set_index('image_id')
+    les = lambda a: {df.loc[p.stem, 'lesion_id'] for p in a.items}
+    assert not les(tr) & les(va)                               # images of one lesion stay in one split
+    xb, yb = dls.one_batch()
+    assert xb.shape == (4, 3, 32, 32) and yb.shape == (4,)
+    assert not InputSpace.from_dls(dls).is_identity
+    assert snapshot(ham) == before                             # nothing under the data folder changed
+
+def test_ham10000_options_and_isic_csv(ham, tmp_path):
+    dls = ham10000_dls(ham, classes=['nv', 'mel'], balance=False, size=24, crop=28, bs=2)
+    assert len(dls.train_ds) + len(dls.valid_ds) == 18 and dls.one_batch()[0].shape[-1] == 24
+    gt = pd.read_csv(ham/'HAM10000_metadata.csv')
+    onehot = pd.DataFrame({'image': gt['image_id'], **{c.upper(): (gt['dx'] == c).astype(float) for c in HAM_CLASSES}})
+    onehot.to_csv(tmp_path/'ISIC2018_Task3_Training_GroundTruth.csv', index=False)
+    isic = ham10000_dls(ham, csv=tmp_path/'ISIC2018_Task3_Training_GroundTruth.csv', size=16, bs=2)
+    assert isic.vocab == ['nv', 'mel', 'bkl'] and len(isic.train_ds) + len(isic.valid_ds) == 15
+
+def test_ham10000_errors(ham):
+    df = pd.read_csv(ham/'HAM10000_metadata.csv')
+    df.drop(columns='dx').to_csv(ham/'bad_cols.csv', index=False)
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['dx'\]"): ham10000_dls(ham, csv='bad_cols.csv')
+    df.assign(dx=['melanoma'] + list(df.dx[1:])).to_csv(ham/'bad_lab.csv', index=False)
+    with pytest.raises(ValueError, match="melanoma"): ham10000_dls(ham, csv='bad_lab.csv')
+    with pytest.raises(ValueError, match="not HAM10000 diagnoses"): ham10000_dls(ham, classes=['nv', 'cat'])
+    # bkl is the smallest class, so all of its images are used: ISIC_0000018..22
+    (ham/'HAM10000_images_part_1'/'ISIC_0000018.jpg').unlink()
+    with pytest.raises(ValueError, match="ISIC_0000018"): ham10000_dls(ham)
+    write_img(ham/'HAM10000_images_part_1'/'ISIC_0000018.jpg')
+    (ham/'HAM10000_images_part_2'/'ISIC_0000019.jpg').write_bytes(b'not a jpeg at all')
+    with pytest.raises(ValueError, match=r"unreadable image file .*ISIC_0000019\.jpg"): ham10000_dls(ham)
+    with pytest.raises(ValueError, match="data folder not found"): ham10000_dls(ham/'nope')
+
+def test_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    arrs = {f'{s}_{k}': v for s, n in (('train', 40), ('val', 10), ('test', 10))
+            for k, v in (('images', rng.integers(0, 255, (n, 28, 28, 3), dtype=np.uint8)), ('labels', rng.integers(0, 7, (n, 1))))}
+    np.savez(tmp_path/'dermamnist.npz', **arrs)
+    before = snapshot(tmp_path)
+    dls = npz_dls(tmp_path/'dermamnist.npz', bs=8)
+    assert len(dls.train_ds) == 40 and len(dls.valid_ds) == 10 and len(dls.vocab) == 7
+    xb, yb = dls.one_batch(); assert xb.shape == (8, 3, 28, 28)
+    va = annotations(dls)
+    assert torch.equal(va.labels, torch.from_numpy(arrs['val_labels']).reshape(-1))
+    assert torch.allclose(InputSpace.from_dls(dls).to_pixel(dls.valid.one_batch()[0].as_subclass(torch.Tensor))[0],
+                          torch.from_numpy(arrs['val_images'][0]).permute(2, 0, 1).float() / 255, atol=1e-5)
+    assert npz_dls(tmp_path/'dermamnist.npz', size=32, bs=4).one_batch()[0].shape == (4, 3, 32, 32)
+    assert snapshot(tmp_path) == before
+    np.savez(tmp_path/'bad.npz', train_images=arrs['train_images'], train_labels=arrs['train_labels'])
+    with pytest.raises(ValueError, match="val_images"): npz_dls(tmp_path/'bad.npz')
+    with pytest.raises(ValueError, match="2 classes"): npz_dls(tmp_path/'dermamnist.npz', classes=['a', 'b'])
+    (tmp_path/'junk.npz').write_bytes(b'junk')
+    with pytest.raises(ValueError, match="unreadable npz"): npz_dls(tmp_path/'junk.npz')
+
+@pytest.fixture
+def cxr(tmp_path):
+    d = tmp_path/'cxr'; (d/'images').mkdir(parents=True)
+    labs = ['No Finding', 'Effusion', 'Nodule|Mass', 'Cardiomegaly', 'Effusion|Cardiomegaly', 'No Finding'] * 3
+    rows = []
+    for i, l in enumerate(labs):
+        name = f'{i:08d}_000.png'
+        write_img(d/'images'/name, size=(64, 64), mode='L', seed=i)
+        rows.append({'Image Index': name, 'Finding Labels': l, 'Follow-up #': 0, 'Patient ID': i // 2, 'Patient Age': 40,
+                     'Patient Gender': 'F', 'View Position': 'PA', 'OriginalImage[Width': 64, 'Height]': 64})
+    pd.DataFrame(rows).to_csv(d/'Data_Entry_2017.csv', index=False)
+    bb = pd.DataFrame([{'Image Index': '00000001_000.png', 'Finding Label': 'Effusion', 'Bbox [x': 8, 'y': 16, 'w': 32, 'h]': 16},
+                       {'Image Index': '00000002_000.png', 'Finding Label': 'Nodule', 'Bbox [x': 40, 'y': 8, 'w': 8, 'h]': 8}])
+    bb.to_csv(d/'BBox_List_2017.csv', index=False)
+    return d
+
+def test_chestxray14(cxr):
+    before = snapshot(cxr)
+    dls = chestxray14_dls(cxr, size=32, bs=4, valid_pct=0.34)
+    assert dls.vocab == CXR14_CLASSES
+    xb, yb = dls.one_batch(); assert xb.shape == (4, 3, 32, 32) and yb.shape == (4, 14)
+    tr, va = annotations(dls, 'train'), annotations(dls, 'valid')
+    pid = lambda a: {int(p.stem[:8]) // 2 for p in a.items}
+    assert not pid(tr) & pid(va)                               # patient-grouped split
+    allb = torch.cat([tr.boxes, va.boxes]); items = tr.items + va.items
+    k = [p.name for p in items].index('00000001_000.png')
+    assert torch.allclose(allb[k, CXR14_CLASSES.index('Effusion')], torch.tensor([4., 8., 20., 16.]))   # rescaled 64 -> 32 px
+    assert allb[..., 0].isnan().sum() == allb.shape[0] * 14 - 2
+    assert snapshot(cxr) == before
+
+def test_chestxray14_errors(cxr):
+    df = pd.read_csv(cxr/'Data_Entry_2017.csv')
+    df.assign(**{'Finding Labels': ['Flu'] + list(df['Finding Labels'][1:])}).to_csv(cxr/'bad.csv', index=False)
+    with pytest.raises(ValueError, match="Flu"): chestxray14_dls(cxr, csv='bad.csv')
+    df.drop(columns='Finding Labels').to_csv(cxr/'bad2.csv', index=False)
+    with pytest.raises(ValueError, match="Finding Labels"): chestxray14_dls(cxr, csv='bad2.csv')
+    (cxr/'images'/'00000004_000.png').unlink()
+    with pytest.raises(ValueError, match="00000004_000"): chestxray14_dls(cxr)
