@@ -1,0 +1,97 @@
+"""Deletion / insertion AUC speed: robust_saliency.metrics (one stacked batch of images x steps, split by `chunk`)
+against Quantus' PixelFlipping at the same number of steps and against a straightforward per-image, per-step loop,
+measured side by side in one run. Prints the ratios and checks that all three give the same curves.
+
+Quantus is optional and not a dependency (it pulls opencv and scikit-image). To include it without touching the venv:
+    pip install --no-deps --target /tmp/qpkgs quantus scikit-image opencv-python-headless cachetools lazy_loader imageio tifffile networkx
+    QUANTUS_PATH=/tmp/qpkgs python bench/metrics.py
+Run under the shared lock on the project machine: `flock /tmp/heavy.lock .venv/bin/python bench/metrics.py`."""
+import argparse, os, sys, time, warnings
+import numpy as np, torch
+from torch import nn
+from robust_saliency.core import small_cnn
+from robust_saliency.metrics import perturbation_curve, curve_auc
+
+if os.environ.get('QUANTUS_PATH'): sys.path.append(os.environ['QUANTUS_PATH'])
+try:
+    warnings.filterwarnings('ignore')
+    import quantus
+except Exception as e: quantus, qerr = None, e
+
+
+def naive_curve(model, x, maps, target, steps, mode='deletion', start=None):
+    "Reference: one image and one step at a time (what a straightforward implementation does)"
+    B, C, H, W = x.shape; N = H * W
+    out = torch.zeros(B, steps + 1)
+    with torch.no_grad():
+        for b in range(B):
+            order = maps[b].flatten().argsort(descending=True, stable=True)
+            for i in range(steps + 1):
+                idx = order[:round(i * N / steps)]
+                if mode == 'deletion': img = x[b].clone().view(C, -1); img[:, idx] = 0.
+                else: img = start[b].clone().view(C, -1); img[:, idx] = x[b].view(C, -1)[:, idx]
+                out[b, i] = model(img.view(1, C, H, W)).softmax(1)[0, target[b]]
+    return out
+
+
+def quantus_curve(model, x, maps, target, steps):
+    "Quantus PixelFlipping at the same steps (map broadcast over channels, baseline 0, softmax)"
+    B, C, H, W = x.shape
+    m = quantus.PixelFlipping(features_in_step=H * W // steps, perturb_baseline=0.0, normalise=True, abs=False,
+                              disable_warnings=True, display_progressbar=False)
+    r = m(model=model, x_batch=x.numpy(), y_batch=target.numpy(), a_batch=maps.numpy(), device='cpu',
+          softmax=True, channel_first=True, batch_size=B)
+    return torch.tensor(np.array(r), dtype=torch.float32)
+
+
+def timeit(f, reps):
+    f()   # warm-up
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    return min(ts)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument('--n', type=int, default=64); p.add_argument('--steps', type=int, default=20)
+    p.add_argument('--size', type=int, default=60, help='image side; H*W must be divisible by steps for Quantus')
+    p.add_argument('--channels', type=int, default=1, help="1 (grey, chest-like): Quantus' steps are C*H*W/features_in_step "
+                   "while it requires H*W % features_in_step == 0, so it can run 20 steps only on one-channel images")
+    p.add_argument('--chunk', type=int, default=None, help='images per forward pass (default: automatic)'); p.add_argument('--reps', type=int, default=3)
+    p.add_argument('--threads', type=int, default=1); p.add_argument('--models', default='small_cnn,resnet18')
+    a = p.parse_args()
+    torch.set_num_threads(a.threads); torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {a.threads} thread(s); {a.n} images {a.channels}x{a.size}x{a.size}, {a.steps} steps, chunk {a.chunk}")
+    print('quantus', quantus.__version__ if quantus else f'not available ({qerr}); comparing against the per-image loop only')
+    x = torch.rand(a.n, a.channels, a.size, a.size); maps = torch.rand(a.n, 1, a.size, a.size)
+    for name in a.models.split(','):
+        if name == 'small_cnn': model = small_cnn(a.channels, 2, nf=16, depth=3).eval()
+        else:
+            import torchvision
+            model = getattr(torchvision.models, name)(num_classes=2)
+            if a.channels != 3: model.conv1 = nn.Conv2d(a.channels, 64, 7, 2, 3, bias=False)
+            model.eval()
+        with torch.no_grad(): t = model(x).argmax(1)
+        ours = lambda: perturbation_curve(model, x, maps, t, steps=a.steps, chunk=a.chunk)
+        ours_ins = lambda: perturbation_curve(model, x, maps, t, steps=a.steps, mode='insertion', chunk=a.chunk)
+        from robust_saliency.metrics import gaussian_blur
+        loop = lambda: naive_curve(model, x, maps, t, a.steps)
+        loop_ins = lambda: naive_curve(model, x, maps, t, a.steps, 'insertion', gaussian_blur(x))
+        c = ours()
+        torch.testing.assert_close(c, loop(), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(ours_ins(), loop_ins(), atol=1e-5, rtol=1e-4)
+        t_ours, t_ins = timeit(ours, a.reps), timeit(ours_ins, a.reps)
+        t_loop, t_loop_ins = timeit(loop, 1), timeit(loop_ins, 1)
+        print(f"\n[{name}]  deletion: ours {t_ours:.3f}s | per-image loop {t_loop:.3f}s -> {t_loop / t_ours:.1f}x")
+        print(f"[{name}]  insertion: ours {t_ins:.3f}s | per-image loop {t_loop_ins:.3f}s -> {t_loop_ins / t_ins:.1f}x")
+        if quantus:
+            q = quantus_curve(model, x, maps, t, a.steps)
+            torch.testing.assert_close(q, c[:, 1:], atol=1e-5, rtol=1e-4)   # Quantus' curve omits the unperturbed point
+            t_q = timeit(lambda: quantus_curve(model, x, maps, t, a.steps), a.reps)
+            print(f"[{name}]  deletion vs Quantus PixelFlipping (same curves, checked): ours {t_ours:.3f}s | quantus {t_q:.3f}s "
+                  f"-> {t_q / t_ours:.1f}x")
+        print(f"[{name}]  mean deletion AUC {curve_auc(c).mean():.4f}")
+
+
+if __name__ == '__main__': main()
