@@ -41,7 +41,7 @@ def check_maps(maps, name='maps') -> Tensor:
     if maps.shape[1] != 1: maps = maps.abs().sum(1, keepdim=True)
     return maps
 
-# %% ../nbs/05_metrics.ipynb #de611342
+# %% ../nbs/05_metrics.ipynb #0b5250d8
 def boxes_to_masks(boxes, shape, device=None) -> Tensor:
     "Bool masks `[B,1,H,W]` from boxes `[B,4]` (x0,y0,x1,y1 in pixel-edge coordinates; a pixel is inside when its centre is)"
     boxes = _check_boxes(boxes)
@@ -78,6 +78,8 @@ def masks_to_boxes(masks) -> Tensor:
 
 def _region(maps, masks=None, boxes=None) -> Tensor:
     "The ground-truth region as bool `[B,1,H,W]` from exactly one of `masks`/`boxes`, checked against `maps`"
+    if boxes is None and isinstance(masks, Tensor) and masks.ndim == 2 and masks.shape[1] == 4:
+        masks, boxes = None, masks   # boxes [B,4] given in the `masks` position
     if (masks is None) == (boxes is None): raise ValueError("give exactly one of `masks` (bool [B,1,H,W]) or `boxes` ([B,4])")
     B, _, H, W = maps.shape
     if boxes is not None:
@@ -264,7 +266,7 @@ def localisation_accuracy(maps, boxes=None, masks=None, T=(0.1, 0.2, 0.3, 0.4, 0
     s = (localisation_iou if by == 'iou' else localisation_iobb)(maps, boxes, masks, threshold)
     return (s[:, None] >= torch.as_tensor(T, dtype=s.dtype, device=s.device)[None]).float()
 
-# %% ../nbs/05_metrics.ipynb #ae9584da
+# %% ../nbs/05_metrics.ipynb #61e9cd49
 def gaussian_blur(x: Tensor, sigma=5., ksize=11) -> Tensor:
     "Separable Gaussian blur of `[B,C,H,W]` per channel (replicate padding)"
     if ksize % 2 == 0 or ksize < 1: raise ValueError(f"`ksize` must be odd and >= 1, got {ksize}")
@@ -325,15 +327,22 @@ def perturbation_curve(model: nn.Module, x, maps, target=None, space=None, steps
         model.eval()
         xp = space.to_pixel(x)
         src, dst = (xp, _fill(baseline, xp)) if mode == 'deletion' else (_fill(start, xp), xp)
-        score = _scorer(act, resolve_target(target, plain(model(x))))
-        out, n = [], B * (steps + 1)
-        for s in range(0, n, chunk):   # build each chunk of the stacked (image, step) batch lazily: memory ~ chunk
-            j = torch.arange(s, min(s + chunk, n), device=dev)
+        logits = plain(model(x))
+        score = _scorer(act, resolve_target(target, logits))
+        # the unperturbed end of the curve (deletion's first point, insertion's last) is `x` itself: reuse its logits
+        same = 0 if mode == 'deletion' else steps
+        curve = torch.empty(B, steps + 1, device=dev)
+        curve[:, same] = score(logits, torch.arange(B, device=dev))
+        todo = torch.arange(B * (steps + 1), device=dev)
+        todo = todo[todo % (steps + 1) != same]
+        out = []
+        for j in todo.split(chunk):   # build each chunk of the stacked (image, step) batch lazily: memory ~ chunk
             b, i = j // (steps + 1), j % (steps + 1)
             sel = (rank[b] < ks[i, None]).view(-1, 1, H, W)
             imgs = torch.where(sel, dst[b], src[b])
             out.append(score(plain(model(space.to_model(imgs))), b))
-    return torch.cat(out).view(B, steps + 1)
+        curve.view(-1)[todo] = torch.cat(out)
+    return curve
 
 def curve_auc(curve: Tensor) -> Tensor:
     "Trapezoidal area under curves `[B, S+1]` sampled evenly on [0,1]"
