@@ -16,9 +16,9 @@ from .core import plain, check_images, resolve_target, preserve_state, as_space,
 __all__ = ['METRICS', 'METRIC_BETTER', 'check_maps', 'boxes_to_masks', 'masks_to_boxes', 'gini', 'entropy', 'hoyer',
            'total_variation', 'topk_mass', 'pointing_game', 'energy_pointing_game', 'relevance_mass', 'relevance_rank',
            'mask_auc', 'connected_components', 'largest_component', 'map_boxes', 'box_iou', 'box_iobb',
-           'localisation_iou', 'localisation_iobb', 'localisation_accuracy', 'gaussian_blur', 'perturbation_curve',
-           'curve_auc', 'deletion_auc', 'insertion_auc', 'pixel_flipping', 'spearman', 'ssim', 'param_layers',
-           'randomised_copy', 'model_randomisation', 'randomisation_spearman', 'RandomMap', 'SobelMap',
+           'localisation_iou', 'localisation_iobb', 'localisation_accuracy', 'finding_pairs', 'gaussian_blur',
+           'perturbation_curve', 'curve_auc', 'deletion_auc', 'insertion_auc', 'pixel_flipping', 'spearman', 'ssim',
+           'param_layers', 'randomised_copy', 'model_randomisation', 'randomisation_spearman', 'RandomMap', 'SobelMap',
            'CentreGaussian', 'bootstrap_ci', 'evaluate', 'results_table', 'plot_evaluation']
 
 # %% ../nbs/05_metrics.ipynb #7cc1d08c
@@ -265,6 +265,25 @@ def localisation_accuracy(maps, boxes=None, masks=None, T=(0.1, 0.2, 0.3, 0.4, 0
     if by not in ('iou', 'iobb'): raise ValueError(f"`by` must be 'iou' or 'iobb', got {by!r}")
     s = (localisation_iou if by == 'iou' else localisation_iobb)(maps, boxes, masks, threshold)
     return (s[:, None] >= torch.as_tensor(T, dtype=s.dtype, device=s.device)[None]).float()
+
+# %% ../nbs/05_metrics.ipynb #73a876a7
+def finding_pairs(x, labels, boxes=None, masks=None) -> dict:
+    "One row per (image, positive finding): dict of `x`, `y` (class index), `boxes` `[P,4]`, `masks` `[P,1,H,W]`, `src` (image index)"
+    x, labels = check_images(x), plain(labels)
+    if labels.ndim != 2 or labels.shape[0] != x.shape[0]:
+        raise ValueError(f"`labels` must be multi-hot [N,K] for {x.shape[0]} images, got {tuple(labels.shape)}")
+    keep = labels > 0
+    if boxes is not None:
+        boxes = plain(boxes)
+        if boxes.shape != (*labels.shape, 4): raise ValueError(f"`boxes` must be [N,K,4] = {(*labels.shape, 4)}, got {tuple(boxes.shape)}")
+        keep = keep & torch.isfinite(boxes).all(-1).to(keep.device)
+    if masks is not None:
+        masks = plain(masks)
+        if masks.shape[:2] != labels.shape: raise ValueError(f"`masks` must be [N,K,1,H,W] with N,K = {tuple(labels.shape)}, got {tuple(masks.shape)}")
+    src, cls = keep.nonzero(as_tuple=True)
+    if len(src) == 0: raise ValueError("no positive finding (with a box) to localise")
+    return dict(x=x[src], y=cls, boxes=None if boxes is None else boxes[src, cls].float(),
+                masks=None if masks is None else masks[src, cls], src=src)
 
 # %% ../nbs/05_metrics.ipynb #61e9cd49
 def gaussian_blur(x: Tensor, sigma=5., ksize=11) -> Tensor:
