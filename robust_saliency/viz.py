@@ -41,7 +41,7 @@ def to_image(x, space=None) -> Tensor:
     if p.shape[-1] == 1: p = p.expand(*p.shape[:-1], 3)
     return p if x.ndim == 4 else p[0]
 
-# %% ../nbs/08_viz.ipynb #b9b9b1ed
+# %% ../nbs/08_viz.ipynb #56f2bd88
 def _outline(mask: Tensor) -> Tensor:
     "Boundary pixels of a boolean mask `[H,W]`"
     m = mask.float()[None, None]
@@ -68,15 +68,18 @@ def overlay(img, smap, signed=None, clip=99., alpha=0.6, cmap=None, mask=None, m
         out[_outline(mk)] = torch.tensor(mask_color, dtype=out.dtype)
     return out.clamp(0, 1).numpy()
 
-def show_overlay(img, smap, ax=None, title=None, signed=None, clip=99., alpha=0.6, cmap=None, mask=None, **kwargs):
-    "Show `overlay(img, smap, ...)` on a matplotlib axis (a new figure if None)"
+def show_overlay(img, smap, ax=None, title=None, signed=None, clip=99., alpha=0.7, cmap=None, mask=None, mask_color='lime', **kwargs):
+    "Show `overlay(img, smap, ...)` on a matplotlib axis (a new figure if None); the mask as a thin contour"
     if ax is None: _, ax = plt.subplots(figsize=(3, 3))
-    ax.imshow(overlay(img, smap, signed=signed, clip=clip, alpha=alpha, cmap=cmap, mask=mask, **kwargs))
+    ax.imshow(overlay(img, smap, signed=signed, clip=clip, alpha=alpha, cmap=cmap, **kwargs))
+    if mask is not None:
+        mk = plain(torch.as_tensor(mask)).float().cpu()
+        ax.contour(mk.reshape(mk.shape[-2:]).numpy(), levels=[0.5], colors=mask_color, linewidths=0.8)
     ax.set_xticks([]); ax.set_yticks([])
     if title: ax.set_title(title, fontsize=9)
     return ax
 
-# %% ../nbs/08_viz.ipynb #76872e47
+# %% ../nbs/08_viz.ipynb #92543ee4
 def _named(d, what):
     if isinstance(d, dict): return d
     items = d if isinstance(d, (list, tuple)) else [d]
@@ -88,7 +91,7 @@ def saliency_maps(models, methods, x, target=None, space=None) -> dict:
     models, methods = _named(models, 'models'), _named(methods, 'methods')
     return {(mn, kn): get_method(k)(m, x, target=target, space=space).cpu() for mn, m in models.items() for kn, k in methods.items()}
 
-def plot_grid(models, methods, x, target=None, space=None, masks=None, maps=None, clip=99., alpha=0.6, size=2.0, titles=None):
+def plot_grid(models, methods, x, target=None, space=None, masks=None, maps=None, clip=99., alpha=0.7, size=2.0, titles=None):
     "Rows: images; columns: the image, then each model's map for each method (masks outlined). Returns the figure"
     x = check_images(x)
     models, methods = _named(models, 'models'), _named(methods, 'methods')
@@ -109,8 +112,8 @@ def plot_grid(models, methods, x, target=None, space=None, masks=None, maps=None
     fig.tight_layout()
     return fig
 
-# %% ../nbs/08_viz.ipynb #0b87a888
-def plot_epochs(cb, idx=(0,), methods=None, space=None, clip=99., alpha=0.6, size=1.8):
+# %% ../nbs/08_viz.ipynb #1fb85305
+def plot_epochs(cb, idx=(0,), methods=None, space=None, clip=99., alpha=0.7, size=1.8):
     "Maps kept by a `SaliencyCallback` across epochs for probe images `idx`; titles give each map's Gini index"
     from robust_saliency.metrics import gini
     if not getattr(cb, 'maps', None): raise ValueError("this callback kept no maps: fit with it first (and `keep_maps=True`)")

@@ -19,7 +19,7 @@ from ..metrics import gini, pointing_game, mask_auc
 # %% auto #0
 __all__ = ['SaliencyCallback']
 
-# %% ../../nbs/06_callback.saliency.ipynb #799accbe
+# %% ../../nbs/06_callback.saliency.ipynb #704ad22b
 def _mean(v): return v.float().mean().item()
 
 class SaliencyCallback(Callback):
@@ -62,11 +62,9 @@ class SaliencyCallback(Callback):
             dev = model_device(self.model)
             self._x = space.to_model(self.x.to(dev)) if self.pixel else self.x.to(dev)
             self._y = None if self.y is None else plain(self.y).to(dev)
-        self._space, self.values = space, {}
-        self.maps, self.times, self.epoch_times = {}, [], []        # one fit's history (a new fit starts afresh)
+        self._space, self.values, self._fresh, self._t_epoch = space, {}, True, None
         self._orig_metrics = self.learn.metrics
         self.learn.metrics = self._orig_metrics + [ValueMetric(self._getter(c), c) for c in self._columns()]
-        if self.initial: self._extract(-1)
 
     def _getter(self, col): return lambda: self.values.get(col, float('nan'))
 
@@ -93,19 +91,25 @@ class SaliencyCallback(Callback):
         self.values = vals
         return time.perf_counter() - t0
 
-    def before_epoch(self):
-        if self.run: self.values, self._t_epoch = {}, time.perf_counter()
+    def before_train(self):
+        # `learn.validate()` also fires before_fit/after_fit, but never before_train: the history starts here
+        if not self.run: return
+        if self._fresh:
+            self.maps, self.times, self.epoch_times, self._fresh = {}, [], [], False    # each fit starts afresh
+            if self.initial: self._extract(-1)
+        self.values, self._t_epoch = {}, time.perf_counter()
 
     def after_train(self):
         if self.run and (self.epoch + 1) % self.every == 0: self.times.append(self._extract(self.epoch))
 
     def after_epoch(self):
-        if self.run: self.epoch_times.append(time.perf_counter() - self._t_epoch)
+        if self.run and self._t_epoch is not None: self.epoch_times.append(time.perf_counter() - self._t_epoch)
+        self._t_epoch = None
 
     def after_fit(self):
         if not self.run: return
         self.learn.metrics = self._orig_metrics
-        if self.verbose and self.times: print(self.overhead_summary())
+        if self.verbose and self.times and not self._fresh: print(self.overhead_summary())
 
     def overhead_summary(self):
         "One line: mean seconds per evaluated epoch and share of the epoch time"
