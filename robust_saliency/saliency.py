@@ -218,7 +218,7 @@ class IntegratedGradients(SaliencyMethod):
             acc.index_add_(0, i, g * w[k].view(-1, 1, 1, 1))
         return d * acc
 
-# %% ../nbs/04_saliency.ipynb #a245bea8
+# %% ../nbs/04_saliency.ipynb #eaee6c09
 def _leaves(model): return [m for m in model.modules() if not list(m.children())]
 
 def find_layer(model: nn.Module, x: Tensor) -> nn.Module:
@@ -249,7 +249,8 @@ def _get_layer(model, layer, x):
 class _LayerMethod(SaliencyMethod):
     "Shared machinery of the CAM family: capture a layer's activation, weight channels, ReLU, upsample"
     reduce, relu, single_pass = None, True, True
-    def __init__(self, layer=None, relu=True, chunk=None): store_attr('layer,relu'); self.chunk = _check_chunk(chunk)
+    def __init__(self, layer=None, relu=True, chunk=None, channels_last=False):
+        store_attr('layer,relu,channels_last'); self.chunk = _check_chunk(chunk)
     @property
     def signed(self): return not self.relu
     def _repr_args(self): return dict(layer=self.layer if isinstance(self.layer, (str, type(None))) else type(self.layer).__name__)
@@ -257,11 +258,15 @@ class _LayerMethod(SaliencyMethod):
     def _acts(self, model, xp, space, grad=True):
         "Logits and the layer's activation (a version no in-place op downstream can touch)"
         layer, store = _get_layer(model, self.layer, space.to_model(xp)), {}
-        def hook(m, i, o): store['a'] = o; return o.clone()
+        def hook(m, i, o):
+            if not isinstance(o, Tensor): return None
+            # the graph starts at the activation (nothing before it is recorded: cheaper, and frozen layers are
+            # irrelevant); downstream gets a copy, so an in-place op after the layer cannot alter the stored one
+            store['a'] = a = o.detach().requires_grad_(grad)
+            return a.clone()
         h = layer.register_forward_hook(hook)
         try:
-            xin = xp.detach().requires_grad_(grad)      # grad flows from the input, so frozen layers are fine
-            out = _forward(model, xin, space)
+            out = _forward(model, xp.detach(), space, self.channels_last)
         finally: h.remove()
         if 'a' not in store or store['a'].ndim != 4: raise ValueError(f"the CAM layer {type(layer).__name__} must output [N,K,h,w]")
         return out, store['a']
@@ -292,7 +297,8 @@ class GradCAMpp(_LayerMethod):
 class CAM(_LayerMethod):
     "Class activation map for global-average-pooling + linear models: `fc.weight[c] . A` (no backward pass)"
     name = 'cam'
-    def __init__(self, layer=None, fc=None, relu=True, chunk=None): super().__init__(layer, relu, chunk); self.fc = fc
+    def __init__(self, layer=None, fc=None, relu=True, chunk=None, channels_last=False):
+        super().__init__(layer, relu, chunk, channels_last); self.fc = fc
     def raw(self, model, xp, t, space):
         if t.kind == 'fn' or callable(getattr(t, 'target', None)):
             raise TypeError("CAM needs class-index targets (None, int, LongTensor or multi-hot), not a callable; use GradCAM")
