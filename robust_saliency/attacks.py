@@ -16,7 +16,7 @@ from .core import (plain, check_images, check_eps, per_sample_loss, InputSpace, 
                                   preserve_state, set_bn_eval, model_device)
 
 # %% auto #0
-__all__ = ['PGD', 'FGSM', 'robust_accuracy', 'RobustAccuracy']
+__all__ = ['PGD', 'FGSM', 'robust_accuracy', 'RobustAccuracy', 'tv_penalty', 'RegularizedPGD']
 
 # %% ../nbs/02_attacks.ipynb #6e68675d
 def _unwrap(model):
@@ -210,3 +210,48 @@ class RobustAccuracy(Metric):
         self.correct, self.total = self.correct + c.sum().item(), self.total + len(c)
     @property
     def value(self): return self.correct / self.total if self.total else None
+
+# %% ../nbs/02_attacks.ipynb #a8b198fe
+def tv_penalty(d: Tensor) -> Tensor:
+    "Anisotropic total variation of `d` `[B,C,H,W]` summed per sample (all channels) -> `[B]`"
+    return ((d[..., 1:, :] - d[..., :-1, :]).abs().flatten(1).sum(1) +
+            (d[..., :, 1:] - d[..., :, :-1]).abs().flatten(1).sum(1))
+
+class RegularizedPGD(PGD):
+    "PGD ascending `loss - l1·‖δ‖₁ - tv·TV(δ)` by proximal steps, so the perturbation is sparse and smooth (Shoshan & Ratner 2018)"
+    def __init__(self, eps, steps=20, norm='l2', l1=0., tv=0., kappa=None, step_size=None, random_start=False, **kwargs):
+        if kwargs.get('early_stop'): raise ValueError("RegularizedPGD keeps refining the perturbation after the decision flips; `early_stop` is not supported")
+        super().__init__(eps, steps=steps, norm=norm, step_size=step_size, random_start=random_start, **kwargs)
+        self.l1, self.tv = check_eps(l1, 'l1'), check_eps(tv, 'tv')
+        self.kappa = None if kappa is None else check_eps(kappa, 'kappa')
+
+    def __repr__(self): return super().__repr__()[:-1] + f", l1={self.l1:.4g}, tv={self.tv:.4g}" + (f", kappa={self.kappa:.4g})" if self.kappa is not None else ")")
+
+    def objective(self, logits, y):
+        "The loss (or, with `kappa`, the margin `max_{j≠y} z_j − z_y` clipped at `kappa`) the attack ascends"
+        if self.kappa is None or self.loss is not None: return super().objective(logits, y)
+        if y.ndim != 1: raise ValueError("`kappa` (margin loss) needs class-index labels `[B]`, not multi-hot targets")
+        logits = logits.float()
+        zy = logits.gather(1, y[:, None].long())[:, 0]
+        other = logits.scatter(1, y[:, None].long(), -float('inf')).amax(1)
+        return (zy - other if self.targeted else other - zy).clamp(max=self.kappa)
+
+    def penalty(self, d: Tensor) -> Tensor:
+        "The regulariser `l1·‖d‖₁ + tv·TV(d)` per sample (pixel space)"
+        return self.l1 * d.abs().flatten(1).sum(1) + self.tv * tv_penalty(d)
+
+    def _run(self, net, x, y, xp, istd):
+        delta, scale = self._init(xp), _amp_scale(x)
+        for _ in range(self.steps):
+            d = delta.detach().requires_grad_()
+            J = self.objective(net(x + d * istd), y)
+            if self.tv: J = J - self.tv * tv_penalty(d)
+            g, = torch.autograd.grad(J.sum() * scale, d)
+            gn = g.flatten(1).abs().amax(1) if self.norm == 'linf' else g.flatten(1).norm(dim=1)
+            eta = (self.alpha / gn.clamp_min(1e-20)).view(-1, *[1] * (g.ndim - 1))
+            d = d.detach() + eta * g
+            if self.l1: d = d.sign() * (d.abs() - eta * self.l1).clamp_min(0)     # prox of eta·l1·‖d‖₁: exact zeros
+            if self.norm == 'linf': d = d.clamp(-self.eps, self.eps)
+            else: d = d * (self.eps / (d.flatten(1).norm(dim=1) + 1e-12)).clamp(max=1.).view(-1, *[1] * (d.ndim - 1))
+            delta = (xp + d).clamp(0, 1) - xp
+        return delta, torch.zeros(len(x), dtype=torch.bool, device=x.device)
