@@ -7,6 +7,8 @@ Then trains PGD-7 with and without `early_stop` for a few epochs and compares ti
 
 Run (single thread, under the shared lock):
     flock /tmp/heavy.lock env OMP_NUM_THREADS=1 .venv/bin/python bench/advtrain.py
+On a GPU, with bf16 autocast and a ResNet-18 (the clean epoch runs under the same autocast, so ratios stay comparable):
+    python bench/advtrain.py --device cuda --amp bf16 --arch resnet18 --size 224 --n 2560 --bs 128
 """
 import argparse, copy, statistics, time, warnings
 import torch
@@ -17,21 +19,31 @@ from fastai.callback.core import Callback, CancelValidException
 from robust_saliency.core import small_cnn
 from robust_saliency.data import lesion_dls
 from robust_saliency.attacks import PGD, FGSM, robust_accuracy
-from robust_saliency.callback.adversarial import AdvTrainCallback
+from robust_saliency.callback.adversarial import AdvTrainCallback, DeviceMixedPrecision
 
 class TrainTimer(Callback):
     "Wall time of the training phase of each epoch; validation skipped when `skip_valid`"
     order = 0
     def __init__(self, skip_valid=True): self.skip_valid, self.times = skip_valid, []
-    def before_train(self): self.t0 = time.perf_counter()
-    def after_train(self): self.times.append(time.perf_counter() - self.t0)
+    def _sync(self):
+        if self.dls.device is not None and torch.device(self.dls.device).type == 'cuda': torch.cuda.synchronize()
+    def before_train(self): self._sync(); self.t0 = time.perf_counter()
+    def after_train(self): self._sync(); self.times.append(time.perf_counter() - self.t0)
     def before_validate(self):
         if self.skip_valid: raise CancelValidException()
 
+ARCH, AMP = 'small', 'none'
+
+def new_model():
+    if ARCH == 'small': return small_cnn(n_out=2, nf=32)
+    import torchvision
+    return getattr(torchvision.models, ARCH)(num_classes=2)
+
 def make_learner(dls, state, cbs=()):
-    model = small_cnn(n_out=2, nf=32)
+    model = new_model()
     model.load_state_dict(state)
-    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), cbs=list(cbs))
+    cbs = list(cbs) + ([DeviceMixedPrecision(AMP)] if AMP != 'none' else [])
+    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), cbs=cbs)
     learn.remove_cb(learn.progress)
     learn.logger = lambda *a: None
     return learn
@@ -50,14 +62,19 @@ def main():
     ap.add_argument('--eps', type=float, default=8/255)
     ap.add_argument('--rounds', type=int, default=3)
     ap.add_argument('--robust-epochs', type=int, default=4)
+    ap.add_argument('--device', default='cpu')
+    ap.add_argument('--arch', default='small', help="'small' (small_cnn, nf=32) or a torchvision model name, e.g. resnet18")
+    ap.add_argument('--amp', default='none', choices=['none', 'bf16', 'fp16'], help='DeviceMixedPrecision for every run')
     a = ap.parse_args()
+    global ARCH, AMP
+    ARCH, AMP = a.arch, a.amp
     warnings.filterwarnings('ignore')
     torch.manual_seed(0)
-    dls = lesion_dls(n=a.n, size=a.size, bs=a.bs)
+    dls = lesion_dls(n=a.n, size=a.size, bs=a.bs, device=a.device)
     eps = a.eps
     # common starting weights: one epoch of PGD-3 training, so early stop is measured on a partly robust model
     torch.manual_seed(0)
-    warm = make_learner(dls, small_cnn(n_out=2, nf=32).state_dict(), [AdvTrainCallback(PGD(eps, steps=3))])
+    warm = make_learner(dls, new_model().state_dict(), [AdvTrainCallback(PGD(eps, steps=3))])
     warm.fit(1, 1e-3)
     state = copy.deepcopy(warm.model.state_dict())
 
@@ -71,7 +88,7 @@ def main():
         for name, mk, _ in configs: times[name].append(epoch_time(dls, state, mk() if mk else None))
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"threads={torch.get_num_threads()} n_train={len(dls.train_ds)} size={a.size} bs={a.bs} eps={eps:.4f} "
-          f"model=small_cnn(nf=32) rounds={a.rounds}")
+          f"model={'small_cnn(nf=32)' if a.arch == 'small' else a.arch} device={a.device} amp={a.amp} rounds={a.rounds}")
     print(f"clean epoch: {med['clean']:.3f}s (median)")
     print(f"{'config':18s} {'ratio':>7s} {'floor 1+2K/3':>13s} {'naive K+1':>10s} {'ratio/floor':>12s}")
     for name, _, k in configs[1:]:
@@ -83,7 +100,7 @@ def main():
         for name, es in (('PGD-7', False), ('PGD-7 early_stop', True)):
             torch.manual_seed(1)
             t = TrainTimer(skip_valid=True)
-            learn = make_learner(dls, small_cnn(n_out=2, nf=32).state_dict(), [t, AdvTrainCallback(PGD(eps, steps=7, early_stop=es))])
+            learn = make_learner(dls, new_model().state_dict(), [t, AdvTrainCallback(PGD(eps, steps=7, early_stop=es))])
             learn.fit_one_cycle(a.robust_epochs, 3e-3)
             torch.manual_seed(2)
             ra = robust_accuracy(learn, dls.valid, PGD(eps, steps=10))

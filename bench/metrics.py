@@ -8,7 +8,9 @@ per-step overhead, not by the 20x that per-image implementations leave on the ta
 Quantus is optional and not a dependency (it pulls opencv and scikit-image). To include it without touching the venv:
     pip install --no-deps --target /tmp/qpkgs quantus scikit-image opencv-python-headless cachetools lazy_loader imageio tifffile networkx
     QUANTUS_PATH=/tmp/qpkgs python bench/metrics.py
-Run under the shared lock on the project machine: `flock /tmp/heavy.lock .venv/bin/python bench/metrics.py`."""
+Run under the shared lock on the project machine: `flock /tmp/heavy.lock .venv/bin/python bench/metrics.py`.
+On a GPU (`--device cuda`) ours perturbs and scores on the device, while Quantus perturbs numpy arrays on the host and
+copies every step's batch to the device: that is where the two differ most."""
 import argparse, os, sys, time, warnings
 import numpy as np, torch
 from torch import nn
@@ -25,7 +27,7 @@ except Exception as e: quantus, qerr = None, e
 def naive_curve(model, x, maps, target, steps, mode='deletion', start=None):
     "Reference: one image and one step at a time (what a straightforward implementation does)"
     B, C, H, W = x.shape; N = H * W
-    out = torch.zeros(B, steps + 1)
+    out = torch.zeros(B, steps + 1, device=x.device)
     with torch.no_grad():
         for b in range(B):
             order = maps[b].flatten().argsort(descending=True, stable=True)
@@ -42,16 +44,21 @@ def quantus_curve(model, x, maps, target, steps):
     B, C, H, W = x.shape
     m = quantus.PixelFlipping(features_in_step=H * W // steps, perturb_baseline=0.0, normalise=True, abs=False,
                               disable_warnings=True, display_progressbar=False)
-    r = m(model=model, x_batch=x.numpy(), y_batch=target.numpy(), a_batch=maps.numpy(), device='cpu',
+    r = m(model=model, x_batch=x.cpu().numpy(), y_batch=target.cpu().numpy(), a_batch=maps.cpu().numpy(), device=str(x.device),
           softmax=True, channel_first=True, batch_size=B)
     return torch.tensor(np.array(r), dtype=torch.float32)
 
 
+DEV = torch.device('cpu')
+
+def _sync():
+    if DEV.type == 'cuda': torch.cuda.synchronize(DEV)
+
 def timeit(f, reps):
-    f()   # warm-up
+    f(); _sync()   # warm-up
     ts = []
     for _ in range(reps):
-        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+        t = time.perf_counter(); f(); _sync(); ts.append(time.perf_counter() - t)
     return min(ts)
 
 
@@ -63,11 +70,14 @@ def main():
                    "while it requires H*W % features_in_step == 0, so it can run 20 steps only on one-channel images")
     p.add_argument('--chunk', type=int, default=None, help='images per forward pass (default: automatic)'); p.add_argument('--reps', type=int, default=3)
     p.add_argument('--threads', type=int, default=1); p.add_argument('--models', default='small_cnn,resnet18')
+    p.add_argument('--device', default='cpu')
     a = p.parse_args()
+    global DEV
+    DEV = torch.device(a.device)
     torch.set_num_threads(a.threads); torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {a.threads} thread(s); {a.n} images {a.channels}x{a.size}x{a.size}, {a.steps} steps, chunk {a.chunk}")
+    print(f"torch {torch.__version__}, device {DEV}, {a.threads} thread(s); {a.n} images {a.channels}x{a.size}x{a.size}, {a.steps} steps, chunk {a.chunk}")
     print('quantus', quantus.__version__ if quantus else f'not available ({qerr}); comparing against the per-image loop only')
-    x = torch.rand(a.n, a.channels, a.size, a.size); maps = torch.rand(a.n, 1, a.size, a.size)
+    x = torch.rand(a.n, a.channels, a.size, a.size, device=DEV); maps = torch.rand(a.n, 1, a.size, a.size, device=DEV)
     for name in a.models.split(','):
         if name == 'small_cnn': model = small_cnn(a.channels, 2, nf=16, depth=3).eval()
         else:
@@ -75,6 +85,7 @@ def main():
             model = getattr(torchvision.models, name)(num_classes=2)
             if a.channels != 3: model.conv1 = nn.Conv2d(a.channels, 64, 7, 2, 3, bias=False)
             model.eval()
+        model.to(DEV)
         with torch.no_grad(): t = model(x).argmax(1)
         ours = lambda: perturbation_curve(model, x, maps, t, steps=a.steps, chunk=a.chunk)
         ours_ins = lambda: perturbation_curve(model, x, maps, t, steps=a.steps, mode='insertion', chunk=a.chunk)
@@ -87,7 +98,7 @@ def main():
         t_ours, t_ins = timeit(ours, a.reps), timeit(ours_ins, a.reps)
         t_loop, t_loop_ins = timeit(loop, 1), timeit(loop_ins, 1)
         # the floor: the B*steps forward passes alone (in the automatic chunk size), no perturbation, no scoring
-        xs = torch.rand(a.n * a.steps, *x.shape[1:]).split(a.chunk or 32)
+        xs = torch.rand(a.n * a.steps, *x.shape[1:], device=DEV).split(a.chunk or 32)
         def floor():
             with torch.no_grad():
                 for xc in xs: model(xc)
@@ -97,7 +108,7 @@ def main():
         print(f"[{name}]  insertion: ours {t_ins:.3f}s | per-image loop {t_loop_ins:.3f}s -> {t_loop_ins / t_ins:.1f}x")
         if quantus:
             q = quantus_curve(model, x, maps, t, a.steps)
-            torch.testing.assert_close(q, c[:, 1:], atol=1e-5, rtol=1e-4)   # Quantus' curve omits the unperturbed point
+            torch.testing.assert_close(q, c[:, 1:].cpu(), atol=1e-5, rtol=1e-4)   # Quantus' curve omits the unperturbed point
             t_q = timeit(lambda: quantus_curve(model, x, maps, t, a.steps), a.reps)
             print(f"[{name}]  deletion vs Quantus PixelFlipping (same curves, checked): ours {t_ours:.3f}s | quantus {t_q:.3f}s "
                   f"-> {t_q / t_ours:.1f}x")
