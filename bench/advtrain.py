@@ -62,6 +62,9 @@ def main():
     ap.add_argument('--eps', type=float, default=8/255)
     ap.add_argument('--rounds', type=int, default=3)
     ap.add_argument('--robust-epochs', type=int, default=4)
+    ap.add_argument('--seeds', type=int, default=2, help='seeds of the early-stop comparison')
+    ap.add_argument('--robust-eps', type=float, default=4/255,
+                    help='eps of the early-stop comparison (at 8/255 plain PGD-7 collapses to one class in 4 epochs of this CNN)')
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--arch', default='small', help="'small' (small_cnn, nf=32) or a torchvision model name, e.g. resnet18")
     ap.add_argument('--amp', default='none', choices=['none', 'bf16', 'fp16'], help='DeviceMixedPrecision for every run')
@@ -82,34 +85,40 @@ def main():
     for k in (1, 3, 7, 10): configs.append((f'PGD-{k}', lambda k=k: AdvTrainCallback(PGD(eps, steps=k)), k))
     configs.append(('FGSM-RS', lambda: AdvTrainCallback(FGSM(eps, random_start=True)), 1))
     configs.append(('PGD-7 early_stop', lambda: AdvTrainCallback(PGD(eps, steps=7, early_stop=True)), 7))
-    epoch_time(dls, state, None)                                  # warm-up (allocator, kernels)
+    if a.rounds: epoch_time(dls, state, None)                     # warm-up (allocator, kernels)
     times = {name: [] for name, *_ in configs}
     for r in range(a.rounds):                                     # interleaved rounds: drift hits all configs alike
         for name, mk, _ in configs: times[name].append(epoch_time(dls, state, mk() if mk else None))
-    med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"threads={torch.get_num_threads()} n_train={len(dls.train_ds)} size={a.size} bs={a.bs} eps={eps:.4f} "
+    med = {k: statistics.median(v) for k, v in times.items()} if a.rounds else None
+    if med: print(f"threads={torch.get_num_threads()} n_train={len(dls.train_ds)} size={a.size} bs={a.bs} eps={eps:.4f} "
           f"model={'small_cnn(nf=32)' if a.arch == 'small' else a.arch} device={a.device} amp={a.amp} rounds={a.rounds}")
-    print(f"clean epoch: {med['clean']:.3f}s (median)")
-    print(f"{'config':18s} {'ratio':>7s} {'floor 1+2K/3':>13s} {'naive K+1':>10s} {'ratio/floor':>12s}")
-    for name, _, k in configs[1:]:
-        r, floor = med[name] / med['clean'], 1 + 2 * k / 3
-        print(f"{name:18s} {r:7.2f} {floor:13.2f} {k + 1:10.0f} {r / floor:12.2f}")
+    if med:
+        print(f"clean epoch: {med['clean']:.3f}s (median)")
+        print(f"{'config':18s} {'ratio':>7s} {'floor 1+2K/3':>13s} {'naive K+1':>10s} {'ratio/floor':>12s}")
+        for name, _, k in configs[1:]:
+            r, floor = med[name] / med['clean'], 1 + 2 * k / 3
+            print(f"{name:18s} {r:7.2f} {floor:13.2f} {k + 1:10.0f} {r / floor:12.2f}")
 
     if a.robust_epochs:
-        res = {}
-        for name, es in (('PGD-7', False), ('PGD-7 early_stop', True)):
-            torch.manual_seed(1)
-            t = TrainTimer(skip_valid=True)
-            learn = make_learner(dls, new_model().state_dict(), [t, AdvTrainCallback(PGD(eps, steps=7, early_stop=es))])
-            learn.fit_one_cycle(a.robust_epochs, 3e-3)
-            torch.manual_seed(2)
-            ra = robust_accuracy(learn, dls.valid, PGD(eps, steps=10))
-            ca = robust_accuracy(learn, dls.valid, PGD(0.))
-            res[name] = (sum(t.times), ca, ra)
+        eps = a.robust_eps
         print(f"\n{a.robust_epochs} epochs of training from scratch (fit_one_cycle), robust accuracy under PGD-10 eps={eps:.4f}:")
-        for name, (tt, ca, ra) in res.items():
-            print(f"{name:18s} train time {tt:7.2f}s  clean acc {ca:.3f}  robust acc {ra:.3f}")
-        (t0, _, r0), (t1, _, r1) = res['PGD-7'], res['PGD-7 early_stop']
-        print(f"early_stop: time ratio {t1 / t0:.2f}, robust accuracy difference {100 * (r1 - r0):+.1f} points")
+        diffs, tratios = [], []
+        for seed in range(1, a.seeds + 1):
+            res = {}
+            for name, es in (('PGD-7', False), ('PGD-7 early_stop', True)):
+                torch.manual_seed(seed)
+                init = new_model().state_dict()
+                t = TrainTimer(skip_valid=True)
+                learn = make_learner(dls, init, [t, AdvTrainCallback(PGD(eps, steps=7, early_stop=es))])
+                learn.fit_one_cycle(a.robust_epochs, 3e-3)
+                torch.manual_seed(100 + seed)
+                ra = robust_accuracy(learn, dls.valid, PGD(eps, steps=10))
+                ca = robust_accuracy(learn, dls.valid, PGD(0.))
+                res[name] = (sum(t.times), ca, ra)
+                print(f"seed {seed} {name:18s} train time {res[name][0]:7.2f}s  clean acc {ca:.3f}  robust acc {ra:.3f}")
+            (t0, _, r0), (t1, _, r1) = res['PGD-7'], res['PGD-7 early_stop']
+            diffs.append(100 * (r1 - r0)); tratios.append(t1 / t0)
+        print(f"early_stop: time ratio {statistics.mean(tratios):.2f} (mean of {a.seeds}), robust accuracy difference "
+              f"{statistics.mean(diffs):+.1f} points (per seed: {', '.join(f'{d:+.1f}' for d in diffs)})")
 
 if __name__ == '__main__': main()

@@ -33,10 +33,23 @@ class Watchdog:
 
     def __repr__(self): return f"Watchdog(attack={self.attack}, drop={self.drop}, action={self.action!r})"
 
-# %% ../../nbs/03_callback.adversarial.ipynb #d1799aab
+# %% ../../nbs/03_callback.adversarial.ipynb #5fead658
 def _kl(logits, p):
     "Per-sample KL(p || softmax(logits)) — TRADES' attack objective"
     return F.kl_div(F.log_softmax(logits.float(), 1), p, reduction='none').sum(1)
+
+def _kl_bern(logits, p):
+    "Per-sample KL(p || sigmoid(logits)) summed over labels: TRADES' attack objective for multi-label outputs"
+    return (F.binary_cross_entropy_with_logits(logits.float(), p, reduction='none') + torch.xlogy(p, p)
+            + torch.xlogy(1 - p, 1 - p)).sum(1)
+
+def _trades_kl(adv, clean, multi):
+    "Batch-mean KL(f(x) || f(x')) from clean and adversarial logits, gradients through both (as in TRADES)"
+    adv, clean = adv.float(), clean.float()
+    if not multi: return F.kl_div(F.log_softmax(adv, 1), F.softmax(clean, 1), reduction='batchmean')
+    p = torch.sigmoid(clean)   # the entropy of p as BCE(clean, p): stable where p saturates at 0 or 1
+    return (F.binary_cross_entropy_with_logits(adv, p, reduction='none')
+            - F.binary_cross_entropy_with_logits(clean, p, reduction='none')).sum(1).mean()
 
 class _TradesLoss:
     "Learner loss during a TRADES fit: `loss(clean, y) + beta·KL(clean || adv)` on training batches, the original loss elsewhere"
@@ -47,10 +60,10 @@ class _TradesLoss:
     def __call__(self, pred, *yb):
         clean = self.cb._clean
         if clean is None: return self.lf(pred, *yb)
-        kl = F.kl_div(F.log_softmax(pred.float(), 1), F.softmax(clean.float(), 1), reduction='batchmean')
+        kl = _trades_kl(pred, clean, multi=plain(yb[0]).ndim == 2)   # multi-hot targets: independent sigmoids
         return self.lf(clean, *yb) + self.cb.trades_beta * kl
 
-# %% ../../nbs/03_callback.adversarial.ipynb #57754e11
+# %% ../../nbs/03_callback.adversarial.ipynb #c24b0b45
 class AdvTrainCallback(Callback):
     "Train on adversarial examples from `attack` (Madry), a clean/adversarial `mix`, or with the TRADES loss"
     order = MixedPrecision.order + 1   # attack inside MixedPrecision's autocast: its forward passes get cheaper too
@@ -102,8 +115,9 @@ class AdvTrainCallback(Callback):
         att = self.current_attack()
         if self.trades_beta is not None and self.training:
             self._clean = self.model(x)   # training-mode forward, kept for the loss: clean logits computed once per step
-            a = copy.copy(att); a.loss, a.targeted, a.early_stop = _kl, False, False
-            xa = a(self.model, x, F.softmax(self._clean.detach().float(), 1), self._space)
+            multi, c = y.ndim == 2, self._clean.detach().float()
+            a = copy.copy(att); a.loss, a.targeted, a.early_stop = (_kl_bern if multi else _kl), False, False
+            xa = a(self.model, x, torch.sigmoid(c) if multi else F.softmax(c, 1), self._space)
         else:
             n = len(x) if self.mix == 1 else max(1, round(self.mix * len(x)))
             self._n_adv = n
