@@ -10,7 +10,10 @@ Quantus is optional and not a dependency (it pulls opencv and scikit-image). To 
     QUANTUS_PATH=/tmp/qpkgs python bench/metrics.py
 Run under the shared lock on the project machine: `flock /tmp/heavy.lock .venv/bin/python bench/metrics.py`.
 On a GPU (`--device cuda`) ours perturbs and scores on the device, while Quantus perturbs numpy arrays on the host and
-copies every step's batch to the device: that is where the two differ most."""
+copies every step's batch to the device: that is where the two differ most.
+The ceiling printed per model is Quantus' time over the forward-pass floor: what any implementation that runs the same
+forward passes in the same precision can gain over Quantus. `--amp bf16` also times ours under bf16 autocast (a cheaper
+forward pass, DESIGN.md's way below the floor) and prints how far its curves move from fp32."""
 import argparse, os, sys, time, warnings
 import numpy as np, torch
 from torch import nn
@@ -71,6 +74,7 @@ def main():
     p.add_argument('--chunk', type=int, default=None, help='images per forward pass (default: automatic)'); p.add_argument('--reps', type=int, default=3)
     p.add_argument('--threads', type=int, default=1); p.add_argument('--models', default='small_cnn,resnet18')
     p.add_argument('--device', default='cpu')
+    p.add_argument('--amp', default='none', choices=['none', 'bf16', 'fp16'], help='also time ours under autocast in this dtype')
     a = p.parse_args()
     global DEV
     DEV = torch.device(a.device)
@@ -112,6 +116,15 @@ def main():
             t_q = timeit(lambda: quantus_curve(model, x, maps, t, a.steps), a.reps)
             print(f"[{name}]  deletion vs Quantus PixelFlipping (same curves, checked): ours {t_ours:.3f}s | quantus {t_q:.3f}s "
                   f"-> {t_q / t_ours:.1f}x")
+            print(f"[{name}]  ceiling at the same forward passes and precision: quantus / floor = {t_q / t_floor:.1f}x")
+        if a.amp != 'none':
+            dt = dict(bf16=torch.bfloat16, fp16=torch.float16)[a.amp]
+            def ours_amp():
+                with torch.autocast(DEV.type, dt): return perturbation_curve(model, x, maps, t, steps=a.steps, chunk=a.chunk)
+            gap = (ours_amp() - c).abs().max().item()
+            t_amp = timeit(ours_amp, a.reps)
+            print(f"[{name}]  deletion under {a.amp} autocast: {t_amp:.3f}s -> {t_ours / t_amp:.2f}x ours in fp32; "
+                  f"max |curve - fp32 curve| {gap:.4f}" + (f"; {t_q / t_amp:.1f}x Quantus" if quantus else ''))
         print(f"[{name}]  mean deletion AUC {curve_auc(c).mean():.4f}")
 
 

@@ -118,7 +118,7 @@ def per_sample_loss(logits: Tensor, y: Tensor) -> Tensor:
     if y.ndim == 2: return nn.functional.binary_cross_entropy_with_logits(logits, y.to(logits), reduction='none').sum(1)
     return nn.functional.cross_entropy(logits, y.long(), reduction='none')
 
-# %% ../nbs/00_core.ipynb #19f46722
+# %% ../nbs/00_core.ipynb #8fa77a21
 class InputSpace:
     "Pixel space [0,1] <-> model space (`(x-mean)/std`); identity when built without mean/std"
     def __init__(self, mean=None, std=None):
@@ -137,7 +137,9 @@ class InputSpace:
     def from_dls(cls, dls, required=False):
         "Space read from fastai's `Normalize` in `dls.after_batch` (identity if none, or an error if `required`)"
         from fastai.data.transforms import Normalize
-        dl = getattr(dls, 'train', dls)
+        from fastai.data.core import DataLoaders
+        # a single DataLoader carries its own transforms (its `.train` would reach through to the dataset's split)
+        dl = dls.train if isinstance(dls, DataLoaders) else dls
         tfms = getattr(getattr(dl, 'after_batch', None), 'fs', [])
         norms = [t for t in tfms if isinstance(t, Normalize)]
         if not norms:
@@ -235,7 +237,7 @@ def small_cnn(n_in=3, n_out=2, nf=16, depth=3, bn=True):
         c = co
     return nn.Sequential(nn.Sequential(*layers), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n_out))
 
-# %% ../nbs/00_core.ipynb #9b56e0d2
+# %% ../nbs/00_core.ipynb #7eecd6b4
 _FOLD_CACHE = weakref.WeakKeyDictionary()
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -245,11 +247,13 @@ class _FoldedConv(nn.Module):
     @torch.no_grad()
     def refresh(self):
         conv, bn = self.conv, self.bn
-        s = (bn.running_var + bn.eps).rsqrt()
-        if bn.weight is not None: s = s * bn.weight
-        b = -bn.running_mean * s + (bn.bias if bn.bias is not None else 0)
-        if conv.bias is not None: b = b + conv.bias * s
-        self.w, self.b = conv.weight * s.view(-1, *[1] * (conv.weight.ndim - 1)), b
+        # computed in fp32 and cast to the conv's dtype: a bf16/fp16 model gets one rounding, not five
+        s = (bn.running_var.float() + bn.eps).rsqrt()
+        if bn.weight is not None: s = s * bn.weight.float()
+        b = -bn.running_mean.float() * s + (bn.bias.float() if bn.bias is not None else 0)
+        if conv.bias is not None: b = b + conv.bias.float() * s
+        dt = conv.weight.dtype
+        self.w, self.b = (conv.weight.float() * s.view(-1, *[1] * (conv.weight.ndim - 1))).to(dt), b.to(dt)
     def forward(self, x): return self.conv._conv_forward(x, self.w, self.b)
 
 def _hooked(m): return bool(m._forward_hooks or m._forward_pre_hooks)
@@ -311,19 +315,23 @@ def fold_bn(model: nn.Module, x: Tensor | None = None) -> nn.Module:
     if not checked:
         if x is None: return model             # a graph is only used once it has been checked on a real batch
         # tracing freezes Python-level branches: the graph must reproduce the model (same random state for dropout)
+        # checked in the model's own precision (a bf16 model takes bf16 inputs), outside any autocast
+        dt = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+        x = x.to(dt)
         with (torch.no_grad(), torch.autocast(x.device.type, enabled=False),
               torch.random.fork_rng(devices=[x.device] if x.is_cuda else [])):
             # the model's own errors propagate (its real pass would raise them too) and leave the graph unchecked
-            torch.manual_seed(0); ref = model(x.float())       # the whole batch: wrappers may hold per-batch tensors
-            try: torch.manual_seed(0); got = gm(x.float())
+            torch.manual_seed(0); ref = model(x)                # the whole batch: wrappers may hold per-batch tensors
+            try: torch.manual_seed(0); got = gm(x)
             except Exception:
                 # the graph raised where the model did not: a stateful module may have done it, so try again next
                 # time, twice; after that the model runs as it is
                 ent[4] += 1
                 if ent[4] >= 3: ent[1], ent[2] = None, []
                 return model
+        tol = max(1e-3, 16 * torch.finfo(dt).eps)   # fp32 1e-3; fp16 0.016, bf16 0.125: rounding, not a different function
         ok = (isinstance(ref, Tensor) and isinstance(got, Tensor) and ref.shape == got.shape and
-              torch.allclose(got.float(), ref.float(), rtol=1e-3, atol=1e-3 * ref.float().abs().max().item() + 1e-5))
+              torch.allclose(got.float(), ref.float(), rtol=tol, atol=tol * ref.float().abs().max().item() + 1e-5))
         if not ok: ent[1], ent[2] = None, []; return model   # a different function: never folded
         ent[3] = True
     return gm

@@ -103,7 +103,7 @@ def _region(maps, masks=None, boxes=None) -> Tensor:
                          "localisation is undefined there — drop those samples")
     return m
 
-# %% ../nbs/05_metrics.ipynb #0b23d91a
+# %% ../nbs/05_metrics.ipynb #bdcc85cc
 def _flat_abs(maps):
     "|maps| flattened to [B,N] in float; all-zero rows become flat (uniform) maps"
     a = check_maps(maps).flatten(1).abs().float()
@@ -126,6 +126,7 @@ def entropy(maps) -> Tensor:
 def hoyer(maps) -> Tensor:
     "Hoyer sparseness of |maps| per sample: 0 flat, 1 one pixel"
     a = _flat_abs(maps)
+    if a.shape[1] == 1: return torch.zeros(a.shape[0], device=a.device)   # one pixel: flat and peaked at once (as gini)
     r = math.sqrt(a.shape[1])
     return (r - a.sum(1) / a.norm(dim=1)) / (r - 1)
 
@@ -143,7 +144,7 @@ def topk_mass(maps, k=0.05) -> Tensor:
     if not 1 <= n <= N: raise ValueError(f"`k` must select between 1 and {N} pixels (a fraction in (0,1] or an int), got {k}")
     return a.topk(n, 1).values.sum(1) / a.sum(1)
 
-# %% ../nbs/05_metrics.ipynb #b803312b
+# %% ../nbs/05_metrics.ipynb #d9cbc5cb
 def _avg_ranks(v: Tensor) -> Tensor:
     "Ranks 1..N along dim 1 with ties given their average rank (as scipy.stats.rankdata), batched"
     B, N = v.shape
@@ -166,8 +167,9 @@ def pointing_game(maps, masks=None, boxes=None, tolerance=0) -> Tensor:
         d = torch.arange(-r, r + 1, device=maps.device, dtype=torch.float32)
         disc = ((d[:, None]**2 + d[None]**2) <= tolerance**2).float()[None, None]
         m = F.conv2d(m.float(), disc, padding=r) > 0
-    i = maps.flatten(1).argmax(1)
-    return m.flatten(1).gather(1, i[:, None])[:, 0].float()
+    v = maps.flatten(1)
+    top = v == v.amax(1, keepdim=True)   # all maxima: ties are scored by expectation, not broken by position
+    return (top & m.flatten(1)).sum(1).float() / top.sum(1)
 
 def energy_pointing_game(maps, masks=None, boxes=None) -> Tensor:
     "Fraction of the positive mass of `maps` inside the region (Score-CAM's energy-based pointing game)"
@@ -185,10 +187,12 @@ def relevance_rank(maps, masks=None, boxes=None) -> Tensor:
     "Relevance rank accuracy (Arras et al. 2022): fraction of the K top-ranked pixels inside the region, K = region size"
     maps = check_maps(maps)
     m = _region(maps, masks, boxes).flatten(1)
-    order = maps.flatten(1).argsort(dim=1, descending=True, stable=True)
-    hits = m.gather(1, order).float().cumsum(1)
-    K = m.sum(1)
-    return hits.gather(1, (K - 1)[:, None])[:, 0] / K
+    v, K = maps.flatten(1), m.sum(1)
+    kth = v.sort(1, descending=True).values.gather(1, (K - 1)[:, None])   # the K-th largest value
+    above, tied = v > kth, v == kth
+    # pixels tied at the K-th value fill the K - |above| remaining places in proportion to their hits
+    hits = (above & m).sum(1) + (K - above.sum(1)) * (tied & m).sum(1) / tied.sum(1)
+    return hits.float() / K
 
 def mask_auc(maps, masks=None, boxes=None) -> Tensor:
     "ROC-AUC of map values as a detector of region pixels per sample (ties count 1/2, as sklearn's roc_auc_score)"
@@ -201,7 +205,7 @@ def mask_auc(maps, masks=None, boxes=None) -> Tensor:
     r = _avg_ranks(maps.flatten(1).double())   # Mann-Whitney U statistic from average ranks
     return (((r * m).sum(1) - npos * (npos + 1) / 2) / (npos * nneg)).float()
 
-# %% ../nbs/05_metrics.ipynb #f3a13f9a
+# %% ../nbs/05_metrics.ipynb #0844c548
 def connected_components(fg: Tensor, max_iter=None) -> Tensor:
     "Labels `[B,1,H,W]` (long, 0 = background) of the 8-connected components of bool `fg`, batched label propagation"
     if fg.dtype != torch.bool: raise TypeError(f"`fg` must be a bool tensor, got {fg.dtype}")
@@ -225,11 +229,14 @@ def largest_component(fg: Tensor) -> Tensor:
     return (lab == best.view(B, 1, 1, 1)) & fg
 
 def map_boxes(maps, threshold=0.5) -> Tensor:
-    "Boxes `[B,4]` of the largest connected component of `maps >= threshold * max(maps)` (ChestX-ray14 protocol)"
+    "Boxes `[B,4]` of the largest connected component of min-max scaled `maps >= threshold` (ChestX-ray14 protocol)"
     maps = check_maps(maps)
-    if not 0 < threshold <= 1: raise ValueError(f"`threshold` is a fraction of each map's maximum in (0,1], got {threshold}")
-    mx = maps.flatten(1).max(1).values.view(-1, 1, 1, 1)
-    return masks_to_boxes(largest_component(maps >= threshold * mx))
+    if not 0 < threshold <= 1: raise ValueError(f"`threshold` is a fraction of each map's range in (0,1], got {threshold}")
+    v = maps.flatten(1).float()
+    lo, hi = v.amin(1).view(-1, 1, 1, 1), v.amax(1).view(-1, 1, 1, 1)
+    # a constant map (hi == lo) has no preferred region: the whole image is foreground
+    fg = (maps - lo >= threshold * (hi - lo)) | (hi == lo)
+    return masks_to_boxes(largest_component(fg))
 
 def box_iou(a: Tensor, b: Tensor) -> Tensor:
     "IoU of paired boxes `[B,4]` (x0,y0,x1,y1)"
@@ -286,7 +293,7 @@ def finding_pairs(x, labels, boxes=None, masks=None) -> dict:
     return dict(x=x[src], y=cls, boxes=None if boxes is None else boxes[src, cls].float(),
                 masks=None if masks is None else masks[src, cls], src=src)
 
-# %% ../nbs/05_metrics.ipynb #15e65c25
+# %% ../nbs/05_metrics.ipynb #0c10c1d3
 def gaussian_blur(x: Tensor, sigma=5., ksize=11) -> Tensor:
     "Separable Gaussian blur of `[B,C,H,W]` per channel (replicate padding)"
     if ksize % 2 == 0 or ksize < 1: raise ValueError(f"`ksize` must be odd and >= 1, got {ksize}")
@@ -369,20 +376,23 @@ def curve_auc(curve: Tensor) -> Tensor:
     "Trapezoidal area under curves `[B, S+1]` sampled evenly on [0,1]"
     return (curve.sum(1) - (curve[:, 0] + curve[:, -1]) / 2) / (curve.shape[1] - 1)
 
-def deletion_auc(model, x, maps, target=None, space=None, steps=20, baseline='zero', act='softmax', chunk=None, return_curve=False):
+def deletion_auc(model, x, maps, target=None, space=None, steps=20, baseline='zero', act='softmax', chunk=None,
+                 return_curve=False, fold_bn=True):
     "Deletion AUC per sample (RISE; lower = more faithful); with `return_curve`, also the curves `[B, steps+1]`"
-    c = perturbation_curve(model, x, maps, target, space, steps, 'deletion', baseline=baseline, act=act, chunk=chunk)
+    c = perturbation_curve(model, x, maps, target, space, steps, 'deletion', baseline=baseline, act=act, chunk=chunk, fold_bn=fold_bn)
     return (curve_auc(c), c) if return_curve else curve_auc(c)
 
-def insertion_auc(model, x, maps, target=None, space=None, steps=20, start='blur', act='softmax', chunk=None, return_curve=False):
+def insertion_auc(model, x, maps, target=None, space=None, steps=20, start='blur', act='softmax', chunk=None,
+                  return_curve=False, fold_bn=True):
     "Insertion AUC per sample (RISE, from a blurred image; higher = more faithful); with `return_curve`, also the curves"
-    c = perturbation_curve(model, x, maps, target, space, steps, 'insertion', start=start, act=act, chunk=chunk)
+    c = perturbation_curve(model, x, maps, target, space, steps, 'insertion', start=start, act=act, chunk=chunk, fold_bn=fold_bn)
     return (curve_auc(c), c) if return_curve else curve_auc(c)
 
-def pixel_flipping(model, x, maps, target=None, space=None, steps=None, baseline='zero', act='softmax', chunk=None) -> Tensor:
+def pixel_flipping(model, x, maps, target=None, space=None, steps=None, baseline='zero', act='softmax', chunk=None,
+                   fold_bn=True) -> Tensor:
     "Pixel-flipping curves `[B, steps+1]` (Bach et al. 2015): deletion in map order, one pixel per step by default"
     return perturbation_curve(model, x, maps, target, space, steps or x.shape[-2] * x.shape[-1], 'deletion',
-                              baseline=baseline, act=act, chunk=chunk)
+                              baseline=baseline, act=act, chunk=chunk, fold_bn=fold_bn)
 
 # %% ../nbs/05_metrics.ipynb #f149ae9d
 def spearman(a, b) -> Tensor:
@@ -485,8 +495,13 @@ class CentreGaussian:
         return torch.exp(-(ys[:, None]**2 + xs[None]**2) / 2).expand(x.shape[0], 1, H, W).clone()
     def __repr__(self): return f"CentreGaussian(sigma={self.sigma})"
 
-# %% ../nbs/05_metrics.ipynb #fbe73338
+# %% ../nbs/05_metrics.ipynb #98ec483b
 def _reg(kw): return dict(masks=kw['masks']) if kw['masks'] is not None else dict(boxes=kw['boxes'])
+
+def _pred(kw):
+    "The target to explain: given, or the *trained* model's prediction (a randomised copy must explain the same class)"
+    if kw['target'] is not None: return kw['target']
+    with preserve_state(kw['model']), torch.no_grad(): return plain(kw['model'].eval()(kw['x'])).argmax(1)
 
 METRICS = {
     'gini': lambda m, **kw: gini(m),
@@ -500,9 +515,11 @@ METRICS = {
     'mask_auc': lambda m, **kw: mask_auc(m, **_reg(kw)),
     'localisation_iou': lambda m, **kw: localisation_iou(m, kw['boxes'], kw['masks']),
     'localisation_iobb': lambda m, **kw: localisation_iobb(m, kw['boxes'], kw['masks']),
-    'deletion_auc': lambda m, **kw: deletion_auc(kw['model'], kw['x'], m, kw['target'], kw['space'], kw['steps'], kw.get('baseline', 'zero'), chunk=kw['chunk']),
-    'insertion_auc': lambda m, **kw: insertion_auc(kw['model'], kw['x'], m, kw['target'], kw['space'], kw['steps'], chunk=kw['chunk']),
-    'randomisation_spearman': lambda m, **kw: spearman(m, kw['method'](randomised_copy(kw['model']), kw['x'], target=kw['target'], space=kw['space'])),
+    'deletion_auc': lambda m, **kw: deletion_auc(kw['model'], kw['x'], m, kw['target'], kw['space'], kw['steps'], kw.get('baseline', 'zero'),
+                                                 act=kw.get('act', 'softmax'), chunk=kw['chunk']),
+    'insertion_auc': lambda m, **kw: insertion_auc(kw['model'], kw['x'], m, kw['target'], kw['space'], kw['steps'],
+                                                   act=kw.get('act', 'softmax'), chunk=kw['chunk']),
+    'randomisation_spearman': lambda m, **kw: spearman(m, kw['method'](randomised_copy(kw['model']), kw['x'], target=_pred(kw), space=kw['space'])),
 }
 "Metrics `evaluate` knows by name: `fn(maps, **context) -> [B]`"
 
@@ -516,7 +533,9 @@ _REGION = ('pointing_game', 'energy_pointing_game', 'relevance_rank', 'mask_auc'
 
 def bootstrap_ci(scores: Tensor, n_boot=1000, ci=0.95, seed=0):
     "Mean of `scores` [B] and its percentile bootstrap interval `(mean, lo, hi)` as floats"
-    s = plain(scores).detach().double().flatten()
+    if not 0 < ci < 1: raise ValueError(f"`ci` is a coverage in (0,1), e.g. 0.95; got {ci!r}")
+    if not isinstance(n_boot, int) or n_boot < 1: raise ValueError(f"`n_boot` must be an int >= 1 (resamples), got {n_boot!r}")
+    s = plain(torch.as_tensor(scores)).detach().double().flatten()
     if len(s) == 0: raise ValueError("no scores to bootstrap")
     g = torch.Generator(device='cpu').manual_seed(seed)
     idx = torch.randint(len(s), (n_boot, len(s)), generator=g).to(s.device)
@@ -525,7 +544,7 @@ def bootstrap_ci(scores: Tensor, n_boot=1000, ci=0.95, seed=0):
     return s.mean().item(), lo, hi
 
 def evaluate(models: dict, methods: dict, x, y=None, masks=None, boxes=None, space=None, metrics=None, target=None,
-             bs=64, steps=20, baseline='zero', chunk=None, n_boot=1000, ci=0.95, seed=0, return_scores=False):
+             bs=64, steps=20, baseline='zero', act='softmax', chunk=None, n_boot=1000, ci=0.95, seed=0, return_scores=False):
     "Table (long DataFrame) of each metric's mean and bootstrap interval per model × method; optionally the per-sample scores"
     import pandas as pd
     if not isinstance(models, dict) or not models: raise TypeError("`models` must be a non-empty dict {name: nn.Module}")
@@ -535,8 +554,12 @@ def evaluate(models: dict, methods: dict, x, y=None, masks=None, boxes=None, spa
     x = check_images(x)
     B = x.shape[0]
     if y is not None:
-        y = plain(y)
+        y = plain(torch.as_tensor(y))
         if len(y) != B: raise ValueError(f"`y` has {len(y)} entries for {B} images")
+        if y.ndim != 1:
+            raise ValueError(f"`y` must hold one class index per image, got shape {tuple(y.shape)}; for multi-hot labels "
+                             "explain one finding per row: `p = finding_pairs(x, y, boxes, masks)`, then "
+                             "`evaluate(models, methods, p['x'], p['y'], boxes=p['boxes'])`")
     if target not in (None, 'pred'): raise ValueError("`target` must be None (explain `y`, or the prediction without `y`) or 'pred'")
     tgt = None if target == 'pred' else y
     if masks is not None: masks = _region(torch.zeros(B, 1, *x.shape[-2:]), masks=masks)
@@ -558,7 +581,7 @@ def evaluate(models: dict, methods: dict, x, y=None, masks=None, boxes=None, spa
                 xb = x[sl].to(dev)
                 tb = None if tgt is None else tgt[sl].to(dev)
                 maps = check_maps(method(model, xb, target=tb, space=space), f'maps of {hn!r}')
-                ctx = dict(model=model, method=method, x=xb, target=tb, space=space, steps=steps, baseline=baseline, chunk=chunk,
+                ctx = dict(model=model, method=method, x=xb, target=tb, space=space, steps=steps, baseline=baseline, act=act, chunk=chunk,
                            masks=None if masks is None else masks[sl].to(dev), boxes=None if boxes is None else boxes[sl].to(dev))
                 for k, f in metrics.items(): acc[k].append(plain(f(maps, **ctx)).detach().float())
             for k, v in acc.items():
