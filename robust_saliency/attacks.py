@@ -30,7 +30,7 @@ def _amp_scale(x):
 
 def _rownorm(t): return t.flatten(1).norm(dim=1).view(-1, *[1]*(t.ndim-1))
 
-# %% ../nbs/02_attacks.ipynb #4bf86121
+# %% ../nbs/02_attacks.ipynb #9c6b9e8f
 class PGD:
     "Projected gradient descent (Madry et al. 2018) in pixel space: `attack(model, x, y, space=None)` -> `x_adv` (model space)"
     def __init__(self, eps, steps=10, norm='linf', step_size=None, random_start=True, restarts=1, targeted=False,
@@ -78,6 +78,20 @@ class PGD:
         hit = (pred == y).all(1) if y.ndim == 2 else pred == y
         return hit if self.targeted else ~hit
 
+    def _check_labels(self, logits, y):
+        "Labels must fit the model's outputs; called on the first forward pass of a run (no per-step cost)"
+        if self.loss is not None: return      # a custom loss defines what its targets are
+        C = logits.shape[-1]
+        if y.ndim == 2:
+            if y.shape[1] != C: raise ValueError(f"multi-hot `y` has {y.shape[1]} classes but the model outputs {C} logits")
+            return
+        if C == 1: raise ValueError("the model outputs a single logit, so class-index labels `y` [B] give a zero loss: give the "
+                                    "model 2 outputs (cross-entropy), or pass float targets of shape [B,1] (`y[:, None].float()`, BCE)")
+        if y.is_floating_point() and not torch.equal(y, y.round()): raise TypeError("class-index labels `y` must be integers (LongTensor)")
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= C:
+            raise ValueError(f"labels `y` must lie in [0, {C-1}] for a model with {C} outputs, got min {lo}, max {hi}")
+
     def _init(self, xp):
         if not self.random_start or self.eps == 0: return torch.zeros_like(xp)
         if self.norm == 'linf': d = torch.empty_like(xp).uniform_(-self.eps, self.eps)
@@ -97,10 +111,11 @@ class PGD:
     def _run(self, net, x, y, xp, istd):
         "One restart; returns the final `delta` and which rows were stopped early because they already succeeded"
         delta, fooled, rows, scale = self._init(xp), torch.zeros(len(x), dtype=torch.bool, device=x.device), None, _amp_scale(x)
-        for _ in range(self.steps):
+        for i in range(self.steps):
             xa, ya, da, pa = (x, y, delta, xp) if rows is None else (x[rows], y[rows], delta[rows], xp[rows])
             da = da.detach().requires_grad_()
             logits = net(xa + da * istd)
+            if i == 0: self._check_labels(logits, ya)   # before the loss: a bad index is a device-side assert on CUDA
             g, = torch.autograd.grad(self.objective(logits, ya).sum() * scale, da)
             new = self._step(da.detach(), g, pa)
             if not self.early_stop: delta = new; continue
@@ -191,7 +206,13 @@ def robust_accuracy(learn_or_model, dl, attack, n_batches=None, space=None):
     if n == 0: raise ValueError("`dl` yielded no batches")
     return (correct / n).item()
 
-# %% ../nbs/02_attacks.ipynb #669b5a74
+# %% ../nbs/02_attacks.ipynb #72df1920
+def _clean_xb(learn):
+    "`learn.xb` as it was before `AdvTrainCallback` replaced it by adversarial examples (it keeps it in `learn.clean_xb`)"
+    c = getattr(learn, 'clean_xb', None)
+    # `_adv_xb` ties `clean_xb` to this batch: a fit interrupted by an exception (no after_fit) can leave an old one behind
+    return c if c is not None and getattr(learn, '_adv_xb', None) is learn.xb else learn.xb
+
 class RobustAccuracy(Metric):
     "fastai metric: accuracy under `attack` on the validation set (first `n_batches` batches if given)"
     def __init__(self, attack, n_batches=None, name='robust_acc'):
@@ -204,7 +225,7 @@ class RobustAccuracy(Metric):
     def accumulate(self, learn):
         if self.n_batches is not None and self.nb >= self.n_batches: return
         self.nb += 1
-        x, y = plain(learn.xb[0]), plain(learn.yb[0])
+        x, y = plain(_clean_xb(learn)[0]), plain(learn.yb[0])
         model = learn.model
         xa = self.attack(model, x, y, as_space(learn.dls))
         with preserve_state(model), torch.no_grad(): c = _acc(model.eval()(xa).float(), y)
@@ -212,7 +233,7 @@ class RobustAccuracy(Metric):
     @property
     def value(self): return self.correct / self.total if self.total else None
 
-# %% ../nbs/02_attacks.ipynb #a8b198fe
+# %% ../nbs/02_attacks.ipynb #0dbdc486
 def tv_penalty(d: Tensor) -> Tensor:
     "Anisotropic total variation of `d` `[B,C,H,W]` summed per sample (all channels) -> `[B]`"
     return ((d[..., 1:, :] - d[..., :-1, :]).abs().flatten(1).sum(1) +
@@ -243,11 +264,14 @@ class RegularizedPGD(PGD):
 
     def _run(self, net, x, y, xp, istd):
         delta, scale = self._init(xp), _amp_scale(x)
-        for _ in range(self.steps):
+        for i in range(self.steps):
             d = delta.detach().requires_grad_()
-            J = self.objective(net(x + d * istd), y)
+            logits = net(x + d * istd)
+            if i == 0: self._check_labels(logits, y)
+            J = self.objective(logits, y)
             if self.tv: J = J - self.tv * tv_penalty(d)
             g, = torch.autograd.grad(J.sum() * scale, d)
+            g = g / scale   # unscaled (fp16 loss scaling): the step eta = step_size/‖g‖ and the L1 threshold eta·l1 use the true gradient
             gn = g.flatten(1).abs().amax(1) if self.norm == 'linf' else g.flatten(1).norm(dim=1)
             eta = (self.alpha / gn.clamp_min(1e-20)).view(-1, *[1] * (g.ndim - 1))
             d = d.detach() + eta * g

@@ -46,7 +46,7 @@ def multi_index(target: Tensor) -> Tensor:
     "The `(image, class)` pair `[K,2]` of each output row for a multi-hot `target` `[B,C]`"
     return (plain(target) > 0).nonzero()
 
-# %% ../nbs/04_saliency.ipynb #60d951ca
+# %% ../nbs/04_saliency.ipynb #fa008382
 def _take(t: Target, idx) -> Target:
     "Rows `idx` of an index target (callable targets apply to any rows)"
     return Target('index', t.value[idx]) if t.kind == 'index' else t
@@ -87,11 +87,15 @@ class SaliencyMethod:
         "Attributions `[N,C,H,W]` (before `reduce`) for pixel-space rows `xp`, target `t`"
         raise NotImplementedError
 
-    def _rows(self, model, xp, t, space, chunk=None):
-        "`raw` over `xp` split into chunks of `chunk` rows"
+    def _per_image(self, xp):
+        "Per-image tensors `raw` needs (name -> `[B,...]`), resolved once against the whole pixel batch `xp`"
+        return {}
+
+    def _rows(self, model, xp, t, space, chunk=None, **kw):
+        "`raw` over `xp` split into chunks of `chunk` rows; the per-row tensors `kw` are split alongside"
         chunk = chunk or len(xp)
-        if chunk >= len(xp): return self.raw(model, xp, t, space)
-        return torch.cat([self.raw(model, xp[i:i+chunk], _take(t, slice(i, i+chunk)), space)
+        if chunk >= len(xp): return self.raw(model, xp, t, space, **kw)
+        return torch.cat([self.raw(model, xp[i:i+chunk], _take(t, slice(i, i+chunk)), space, **{k: v[i:i+chunk] for k, v in kw.items()})
                           for i in range(0, len(xp), chunk)])
 
     def __call__(self, model, x, target=None, space=None):
@@ -109,9 +113,11 @@ class SaliencyMethod:
             elif callable(target) and not isinstance(target, Tensor): t = Target('fn', target)
             else:
                 with torch.no_grad(): t = resolve_target(target, _forward(net, space.to_pixel(x), space))
-            x, t, _ = expand_multi(x, t)
             xp = space.to_pixel(x).detach()
-            return reduce_map(self._rows(net, xp, t, space, self.chunk), self.reduce).detach()
+            kw = self._per_image(xp)                        # against the B images, before rows are expanded or chunked
+            xp, t, src = expand_multi(xp, t)
+            kw = {k: v[src] for k, v in kw.items()}
+            return reduce_map(self._rows(net, xp, t, space, self.chunk, **kw), self.reduce).detach()
 
     def __repr__(self):
         args = ', '.join(f'{k}={v!r}' for k, v in self._repr_args().items())
@@ -131,7 +137,7 @@ class InputXGradient(Gradient):
     name = 'inputxgradient'
     def raw(self, model, xp, t, space): return xp * _input_grad(model, xp, t, space, self.channels_last)
 
-# %% ../nbs/04_saliency.ipynb #b7237470
+# %% ../nbs/04_saliency.ipynb #eb217b4d
 _default = object()
 
 class SmoothGrad(SaliencyMethod):
@@ -143,6 +149,7 @@ class SmoothGrad(SaliencyMethod):
         if kind not in ('mean', 'squared', 'var'): raise ValueError(f"`kind` must be 'mean', 'squared' or 'var', got {kind!r}")
         if not isinstance(n, int) or n < 1: raise ValueError(f"`n` (number of noisy samples) must be a positive int, got {n!r}")
         if not (isinstance(sigma, (int, float)) and sigma >= 0): raise ValueError(f"`sigma` must be a fraction of the pixel range >= 0, got {sigma!r}")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)): raise TypeError(f"`seed` must be an int or None (global RNG), got {seed!r}")
         store_attr('base,n,sigma,kind,seed')
         self.chunk = _check_chunk(chunk)
         self.reduce = base.reduce if reduce is _default else _check_reduce(reduce)
@@ -153,20 +160,32 @@ class SmoothGrad(SaliencyMethod):
     def fold_bn(self): return self.base.fold_bn
     def _repr_args(self): return dict(base=self.base, n=self.n, sigma=self.sigma, kind=self.kind, chunk=self.chunk)
 
-    def raw(self, model, xp, t, space):
-        N, n = len(xp), self.n
+    def _per_image(self, xp):
+        "One noise seed per image (from `seed` and the image's index), plus the base's per-image tensors"
+        B = len(xp)
+        # < 2**31: the CPU generator keeps only the low 32 bits of a seed; seeds s and s+1 overlap only past 10**6 images
+        seeds = torch.randint(2**31, (B,)) if self.seed is None else (torch.arange(B) + (self.seed % 2**31) * 1_000_003) % 2**31
+        return dict(seeds=seeds.to(xp.device), **{f'base_{k}': v for k, v in self.base._per_image(xp).items()})
+
+    def raw(self, model, xp, t, space, seeds=None, **base_kw):
+        if seeds is None: return self.raw(model, xp, t, space, **self._per_image(xp))
+        N, n, dev = len(xp), self.n, xp.device
         std = self.sigma * (xp.flatten(1).amax(1) - xp.flatten(1).amin(1))           # per-image pixel range
-        g = None if self.seed is None else torch.Generator(xp.device).manual_seed(self.seed)
-        noise = torch.randn((n, *xp.shape), generator=g, device=xp.device, dtype=xp.dtype)
-        noise = noise.mul_(std.view(1, N, 1, 1, 1)).add_(xp).flatten(0, 1)         # rows r = k*N + i
+        seeds, gen, last = seeds.tolist(), torch.Generator(dev), {}
+        def noise(i):   # image i's n noise draws, from its own seed; kept while consecutive chunks share the image
+            if i not in last: last.clear(); last[i] = torch.randn((n, *xp.shape[1:]), generator=gen.manual_seed(seeds[i]), device=dev, dtype=xp.dtype)
+            return last[i]
         chunk = self.chunk or n * N
         s1 = s2 = 0
         for a in range(0, n * N, chunk):
-            r = torch.arange(a, min(a + chunk, n * N), device=xp.device)
-            at = self.base._rows(model, noise[r], _take(t, r % N), space, self.base.chunk)
+            b = min(a + chunk, n * N)
+            i = torch.arange(a, b, device=dev) // n                                  # rows r = i*n + k
+            eps = torch.cat([noise(j) for j in range(a // n, (b - 1) // n + 1)]).narrow(0, a % n, b - a)
+            rows = torch.addcmul(xp[i], eps, std[i].view(-1, 1, 1, 1))
+            at = self.base._rows(model, rows, _take(t, i), space, self.base.chunk, **{k[5:]: v[i] for k, v in base_kw.items()})
             z = at.new_zeros((N, *at.shape[1:]))
-            s1 = s1 + z.index_add(0, r % N, at)
-            if self.kind != 'mean': s2 = s2 + z.index_add(0, r % N, at * at)
+            s1 = s1 + z.index_add(0, i, at)
+            if self.kind != 'mean': s2 = s2 + z.index_add(0, i, at * at)
         if self.kind == 'mean': return s1 / n
         if self.kind == 'squared': return s2 / n
         return s2 / n - (s1 / n) ** 2
@@ -175,7 +194,7 @@ def VarGrad(base=None, n=50, sigma=0.15, chunk=None, seed=0, reduce=_default):
     "VarGrad (Adebayo et al. 2018): `SmoothGrad(kind='var')`"
     return SmoothGrad(base, n=n, sigma=sigma, kind='var', chunk=chunk, seed=seed, reduce=reduce)
 
-# %% ../nbs/04_saliency.ipynb #caa702f4
+# %% ../nbs/04_saliency.ipynb #4c1b2e01
 def ig_quadrature(steps, method='gausslegendre'):
     "Nodes `alphas` and weights on [0,1] of the IG path integral"
     if not isinstance(steps, int) or steps < 1: raise ValueError(f"`steps` must be a positive int, got {steps!r}")
@@ -210,10 +229,13 @@ class IntegratedGradients(SaliencyMethod):
         try: return b.expand_as(xp)
         except RuntimeError: raise ValueError(f"`baseline` of shape {tuple(b.shape)} does not broadcast to the images {tuple(xp.shape)}") from None
 
-    def raw(self, model, xp, t, space):
+    def _per_image(self, xp): return dict(bl=self._baseline(xp))
+
+    def raw(self, model, xp, t, space, bl=None):
         N, S = len(xp), self.steps
         alphas, w = (o.to(xp) for o in ig_quadrature(S, self.method))
-        bl = self._baseline(xp); d = xp - bl
+        bl = self._baseline(xp) if bl is None else bl
+        d = xp - bl
         chunk, acc = self.chunk or S * N, torch.zeros_like(xp)
         for a in range(0, S * N, chunk):
             r = torch.arange(a, min(a + chunk, S * N), device=xp.device)

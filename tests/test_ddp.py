@@ -1,4 +1,4 @@
-"""fastai's distributed training with `AdvTrainCallback`: two CPU processes (gloo) train inside `learn.distrib_ctx()`
+"""fastai's distributed training with `AdvTrainCallback` (Madry and TRADES): two CPU processes (gloo) train inside `learn.distrib_ctx()`
 (fastai's `DistributedTrainer`: the model in DDP through `accelerate`, each rank on its own shard of every epoch's shuffled training set) and
 end with identical weights.
 
@@ -25,7 +25,7 @@ def _cpu_broadcast(self, t, rank):
     dist.broadcast(t, rank)
     return t.tolist()
 
-def _worker(rank, port, out):
+def _worker(rank, port, out, trades):
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR='127.0.0.1',
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -54,7 +54,7 @@ def _worker(rank, port, out):
         dls = tensor_dls(SynthData(['neg', 'pos'], images=p, labels=y), bs=32, splits=(perm[64:], perm[:64]),
                          mean=[0.25] * 3, std=[0.15] * 3)
         torch.manual_seed(0)                     # same initial weights on both ranks
-        cb, probe = AdvTrainCallback(PGD(4/255, steps=2), watchdog='log'), Probe()
+        cb, probe = AdvTrainCallback(PGD(4/255, steps=2), watchdog='log', trades_beta=trades), Probe()
         learn = Learner(dls, small_cnn(n_out=2), loss_func=nn.CrossEntropyLoss(), cbs=[cb, probe])
         w0 = [q.detach().clone() for q in learn.model.parameters()]
         torch.manual_seed(100 + rank)            # different random starts per rank: only gradient sync keeps weights equal
@@ -67,9 +67,11 @@ def _worker(rank, port, out):
     finally:
         dist.destroy_process_group()
 
-def test_fastai_distrib_ctx_two_ranks_identical_weights():
+# TRADES: two forward passes through the DDP model (clean, then adversarial) before one backward
+@pytest.mark.parametrize('trades', [None, 1.0], ids=['madry', 'trades'])
+def test_fastai_distrib_ctx_two_ranks_identical_weights(trades):
     with tempfile.TemporaryDirectory() as out:
-        mp.spawn(_worker, args=(_free_port(), out), nprocs=WORLD, join=True)
+        mp.spawn(_worker, args=(_free_port(), out, trades), nprocs=WORLD, join=True)
         r0, r1 = (torch.load(Path(out) / f'{r}.pt', weights_only=False) for r in range(WORLD))
     assert all(torch.equal(a, b) for a, b in zip(r0['params'], r1['params'])), "ranks diverged"
     assert any(not torch.equal(a, b) for a, b in zip(r0['params'], r0['w0'])), "no training happened"
@@ -84,4 +86,5 @@ def test_fastai_distrib_ctx_two_ranks_identical_weights():
     assert [v[wd] for v in r0['values']] == [v[wd] for v in r1['values']]
 
 if __name__ == '__main__':
-    test_fastai_distrib_ctx_two_ranks_identical_weights(); print('ok')
+    for t in (None, 1.0): test_fastai_distrib_ctx_two_ranks_identical_weights(t)
+    print('ok')

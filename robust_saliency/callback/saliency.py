@@ -19,15 +19,28 @@ from ..metrics import gini, pointing_game, mask_auc
 # %% auto #0
 __all__ = ['SaliencyCallback']
 
-# %% ../../nbs/06_callback.saliency.ipynb #704ad22b
+# %% ../../nbs/06_callback.saliency.ipynb #729d72ec
 def _mean(v): return v.float().mean().item()
+
+def _named_methods(methods):
+    "`{name: SaliencyMethod}` from a dict, or from names / method objects named after themselves (names must be unique)"
+    if isinstance(methods, dict):
+        bad = [k for k in methods if not isinstance(k, str)]
+        if bad: raise TypeError(f"`methods` dict keys are column names and must be strings, got {bad!r}")
+        return {k: get_method(m) for k, m in methods.items()}
+    ms = listify(methods)
+    names = [m if isinstance(m, str) else getattr(m, 'name', type(m).__name__) for m in ms]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup: raise ValueError(f"several methods are named {dup}; their columns would collide. Name them with a dict, e.g. "
+                             "methods={'grad': Gradient(), 'grad_max': Gradient(reduce='abs_max')}")
+    return {n: get_method(m) for n, m in zip(names, ms)}
 
 class SaliencyCallback(Callback):
     "Track saliency maps of a fixed probe set during training: sharpness/localisation as Recorder columns, maps per epoch"
     order = Recorder.order - 1          # must add its columns before the Recorder names them
     def __init__(self, x=None, y=None, masks=None, methods='gradient', target='label', every=1, n=16, pixel=True,
                  initial=True, keep_maps=True, verbose=True):
-        self.methods = {m if isinstance(m, str) else getattr(m, 'name', type(m).__name__): get_method(m) for m in listify(methods)}
+        self.methods = _named_methods(methods)
         if x is not None: x = check_images(x, 'x')
         if masks is not None:
             masks = plain(masks)
@@ -63,8 +76,15 @@ class SaliencyCallback(Callback):
             self._x = space.to_model(self.x.to(dev)) if self.pixel else self.x.to(dev)
             self._y = None if self.y is None else plain(self.y).to(dev)
         self._space, self.values, self._fresh, self._t_epoch = space, {}, True, None
-        self._orig_metrics = self.learn.metrics
-        self.learn.metrics = self._orig_metrics + [ValueMetric(self._getter(c), c) for c in self._columns()]
+        cols = [ValueMetric(self._getter(c), c) for c in self._columns()]
+        for m in cols: m.saliency_callback = self
+        # a fit that raised skipped `after_fit` and left its columns: drop them before adding ours
+        self.learn.metrics = self.learn.metrics.filter(lambda m: not self._stale(m)) + cols
+
+    def _stale(self, m):
+        "Whether metric `m` is a column added by this callback, or by a `SaliencyCallback` no longer attached"
+        cb = getattr(m, 'saliency_callback', None)
+        return cb is not None and (cb is self or not any(c is cb for c in self.learn.cbs))
 
     def _getter(self, col): return lambda: self.values.get(col, float('nan'))
 
@@ -108,7 +128,8 @@ class SaliencyCallback(Callback):
 
     def after_fit(self):
         if not self.run: return
-        self.learn.metrics = self._orig_metrics
+        # only our own columns: another SaliencyCallback's are still in use until its own after_fit
+        self.learn.metrics = self.learn.metrics.filter(lambda m: getattr(m, 'saliency_callback', None) is not self)
         if self.verbose and self.times and not self._fresh: print(self.overhead_summary())
 
     def overhead_summary(self):
