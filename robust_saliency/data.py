@@ -55,7 +55,7 @@ def mask_boxes(masks: Tensor) -> Tensor:
     b = torch.stack([x0, y0, x1, y1], -1)
     return b.masked_fill(~rows.any(-1)[..., None], float('nan'))
 
-# %% ../nbs/01_data.ipynb #3dfcf281
+# %% ../nbs/01_data.ipynb #850b118a
 LESION_CLASSES = ['benign', 'malignant']
 ARTEFACTS = ('hair', 'ruler', 'vignette', 'ink')
 _PALETTE = torch.tensor([[0.16, 0.09, 0.07], [0.30, 0.38, 0.52], [0.74, 0.30, 0.30], [0.82, 0.66, 0.54]])
@@ -64,11 +64,37 @@ def _grid(S):
     c = (torch.arange(S, dtype=torch.float32) + 0.5) / S * 2 - 1
     return c[None, None, :].expand(1, S, S), c[None, :, None].expand(1, S, S)   # x (columns), y (rows), in [-1,1]
 
-def _U(g, lo, hi, *shape): return torch.rand(*shape, generator=g) * (hi - lo) + lo
+_BLOCK = 256   # images whose random draws are made together; `chunk` only splits their rendering
+
+class _Draws:
+    "Random draws for one block of `n` images: each draw is made for the whole block on first use, then sliced per chunk"
+    # the k-th draw of every chunk is the k-th draw of the block, so an image's numbers do not depend on how the block is
+    # chunked, and a block rendered in one chunk draws exactly what one `torch.Generator` call per quantity would
+    def __init__(self, g, n): self.g, self.n, self.cache, self.k, self.sl = g, n, [], 0, slice(0, n)
+    def chunk(self, i0, i1): self.k, self.sl = 0, slice(i0, min(i1, self.n))
+    def _get(self, f, shape):
+        if self.k == len(self.cache): self.cache.append(f((self.n, *shape[1:])))
+        self.k += 1
+        return self.cache[self.k - 1][self.sl]
+    def rand(self, *shape): return self._get(lambda s: torch.rand(*s, generator=self.g), shape)
+    def randn(self, *shape): return self._get(lambda s: torch.randn(*s, generator=self.g), shape)
+    def randint(self, lo, hi, shape): return self._get(lambda s: torch.randint(lo, hi, s, generator=self.g), shape)
+
+def _render(g, labels, chunk, f, *args):
+    "Render `f(draws, labels_chunk, *args)` block by block and chunk by chunk; the outputs are concatenated"
+    if not isinstance(chunk, int) or chunk < 1: raise ValueError(f"`chunk` must be a positive int (images rendered at once), got {chunk!r}")
+    chunk, parts = min(chunk, _BLOCK), []
+    for b in range(0, len(labels), _BLOCK):
+        lab = labels[b:b + _BLOCK]; r = _Draws(g, len(lab))
+        for i in range(0, len(lab), chunk):
+            r.chunk(i, i + chunk); parts.append(f(r, lab[i:i + chunk], *args))
+    return [torch.cat(o) for o in zip(*parts)]
+
+def _U(g, lo, hi, *shape): return g.rand(*shape) * (hi - lo) + lo
 
 def _lowfreq(g, n, c, S, cells=5):
     "Smooth noise in [0,1]: bicubic upsampling of a coarse random grid"
-    return F.interpolate(torch.rand(n, c, cells, cells, generator=g), size=(S, S), mode='bicubic', align_corners=False)
+    return F.interpolate(g.rand(n, c, cells, cells), size=(S, S), mode='bicubic', align_corners=False)
 
 def _art_probs(labels, p, corr):
     "Per-image artefact probability: base rate `p`, tied to the label by `corr` in [-1,1]"
@@ -76,7 +102,7 @@ def _art_probs(labels, p, corr):
     pb = p * (1 - corr) if corr >= 0 else p - corr * (1 - p)
     return torch.where(labels.bool(), torch.tensor(pm), torch.tensor(pb))
 
-# %% ../nbs/01_data.ipynb #5ada97e1
+# %% ../nbs/01_data.ipynb #53f9a3f4
 def _lesion_chunk(g, labels, S, variegation, artefacts, artefact_p, artefact_corr, lesion):
     n = len(labels); mal = labels.bool()
     x, y = _grid(S)
@@ -94,17 +120,17 @@ def _lesion_chunk(g, labels, S, variegation, artefacts, artefact_p, artefact_cor
     les_mask = alpha > 0.5
     border = les_mask & ~(rho < r_ell)[:, None]                       # where the irregular border bulges out of its ellipse
     # background skin with low-frequency texture; lesion brown with symmetric radial shading
-    skin = torch.tensor([.87, .68, .58])[None, :, None, None] + .035 * torch.randn(n, 3, 1, 1, generator=g)
+    skin = torch.tensor([.87, .68, .58])[None, :, None, None] + .035 * g.randn(n, 3, 1, 1)
     bg = skin + .06 * (_lowfreq(g, n, 1, S) - .5)
-    brown = torch.tensor([.52, .33, .22])[None, :, None, None] + .04 * torch.randn(n, 3, 1, 1, generator=g)
+    brown = torch.tensor([.52, .33, .22])[None, :, None, None] + .04 * g.randn(n, 3, 1, 1)
     les = brown * (1 - .15 * (1 - (rho / r_ell).clamp(0, 1)))[:, None]
     # colour variegation: 2-4 blotches inside malignant lesions
     J = 4
-    active = (torch.arange(J)[None] < torch.randint(2, J + 1, (n, 1), generator=g)) & mal[:, None]
-    br, bt = r0[:, :, 0] * .6 * torch.rand(n, J, generator=g).sqrt(), _U(g, 0, 2*math.pi, n, J)
+    active = (torch.arange(J)[None] < g.randint(2, J + 1, (n, 1))) & mal[:, None]
+    br, bt = r0[:, :, 0] * .6 * g.rand(n, J).sqrt(), _U(g, 0, 2*math.pi, n, J)
     bx, by = cx[:, :, 0] + br * bt.cos(), cy[:, :, 0] + br * bt.sin()
     bsig = r0[:, :, 0] * _U(g, .25, .42, n, J)
-    bcol = _PALETTE[torch.randint(0, len(_PALETTE), (n, J), generator=g)] + .03 * torch.randn(n, J, 3, generator=g)
+    bcol = _PALETTE[g.randint(0, len(_PALETTE), (n, J))] + .03 * g.randn(n, J, 3)
     w = torch.exp(-((x - bx[..., None, None])**2 + (y - by[..., None, None])**2) / (2 * bsig[..., None, None]**2))
     w = w * active[..., None, None] * variegation
     for j in range(J): les = les * (1 - w[:, j, None]) + bcol[:, j, :, None, None] * w[:, j, None]
@@ -113,7 +139,7 @@ def _lesion_chunk(g, labels, S, variegation, artefacts, artefact_p, artefact_cor
     # nuisance artefacts, each present with a label-dependent probability
     flags = torch.zeros(n, len(artefacts), dtype=torch.bool)
     for i, a in enumerate(artefacts):
-        on = torch.rand(n, generator=g) < _art_probs(labels, artefact_p, artefact_corr)
+        on = g.rand(n) < _art_probs(labels, artefact_p, artefact_corr)
         flags[:, i] = on; o = on[:, None, None, None].float()
         if a == 'hair':
             H = 4
@@ -135,10 +161,10 @@ def _lesion_chunk(g, labels, S, variegation, artefacts, artefact_p, artefact_cor
             dot = torch.exp(-((x - ix)**2 + (y - iy)**2) * (S / 2.2)**2).amax(1, keepdim=True) * .9 * o
             img = img * (1 - dot) + torch.tensor([.45, .22, .62])[None, :, None, None] * dot
         else: raise ValueError(f"unknown artefact {a!r}; choose from {ARTEFACTS}")
-    img = (img + .012 * torch.randn(img.shape, generator=g)).clamp(0, 1)
+    img = (img + .012 * g.randn(*img.shape)).clamp(0, 1)
     return img, les_mask, disc, flags
 
-# %% ../nbs/01_data.ipynb #e4556d07
+# %% ../nbs/01_data.ipynb #dea76d00
 def synth_lesions(n, size=64, seed=0, malignant_frac=0.5, variegation=0.85, artefacts=(), artefact_p=0.5,
                   artefact_corr=0.0, lesion=True, chunk=256) -> SynthData:
     "`n` dermoscopy-like images with labels (0 benign, 1 malignant), lesion and discriminative masks, boxes"
@@ -150,13 +176,11 @@ def synth_lesions(n, size=64, seed=0, malignant_frac=0.5, variegation=0.85, arte
     if not 0 <= artefact_p <= 1: raise ValueError(f"`artefact_p` must lie in [0, 1], got {artefact_p}")
     g = torch.Generator().manual_seed(seed)
     labels = (torch.rand(n, generator=g) < malignant_frac).long()
-    parts = [_lesion_chunk(g, labels[i:i+chunk], size, variegation, artefacts, artefact_p, artefact_corr, lesion)
-             for i in range(0, n, chunk)]
-    img, les, disc, flags = (torch.cat(o) for o in zip(*parts))
+    img, les, disc, flags = _render(g, labels, chunk, _lesion_chunk, size, variegation, artefacts, artefact_p, artefact_corr, lesion)
     return SynthData(LESION_CLASSES, images=img, labels=labels, lesion_mask=les, disc_mask=disc,
                      boxes=mask_boxes(les[:, 0]), artefacts=flags)
 
-# %% ../nbs/01_data.ipynb #91d68aa0
+# %% ../nbs/01_data.ipynb #c4afad79
 CHEST_CLASSES = ['nodule', 'effusion', 'cardiomegaly']
 
 def _chest_chunk(g, lab, S):
@@ -175,18 +199,18 @@ def _chest_chunk(g, lab, S):
     heart = ellipse(hcx, .30, hw, _U(g, .17, .20, n, 1, 1))
     img = torch.where(heart, .60, img)
     # nodule in a random lung
-    side = torch.where(torch.rand(n, 1, 1, generator=g) < .5, -1., 1.)
+    side = torch.where(g.rand(n, 1, 1) < .5, -1., 1.)
     t, rr = _U(g, 0, 2*math.pi, n, 1, 1), _U(g, 0, .55, n, 1, 1)
     nx, ny, nr = side * lx + rr * rx * t.cos(), ly - .15 + rr * ry * .6 * t.sin(), _U(g, .07, .11, n, 1, 1)
     nod = ellipse(nx, ny, nr, nr) & lab[:, 0].bool()[:, None, None]
     img = torch.where(nod, img + .33, img)
     # effusion: fluid level with a meniscus rising laterally, at the bottom of one lung
-    side2 = torch.where(torch.rand(n, 1, 1, generator=g) < .5, -1., 1.)
+    side2 = torch.where(g.rand(n, 1, 1) < .5, -1., 1.)
     lung2 = torch.where(side2 < 0, lungL, lungR)
     level = ly + ry * _U(g, .25, .55, n, 1, 1)
     eff = lung2 & (y > level - .6 * ((x - side2 * lx) * side2).clamp(min=0)**2 * 4) & lab[:, 1].bool()[:, None, None]
     img = torch.where(eff, .50, img)
-    img = img + .05 * (_lowfreq(g, n, 1, S, 6)[:, 0] - .5) + .015 * torch.randn(n, S, S, generator=g)
+    img = img + .05 * (_lowfreq(g, n, 1, S, 6)[:, 0] - .5) + .015 * g.randn(n, S, S)
     masks = torch.stack([nod, eff, heart & lab[:, 2].bool()[:, None, None]], 1)[:, :, None]
     return img.clamp(0, 1)[:, None], masks
 
@@ -195,17 +219,32 @@ def synth_chest(n, size=64, seed=0, p=0.4, chunk=256) -> SynthData:
     if n < 1 or size < 8: raise ValueError(f"need n >= 1 and size >= 8, got n={n}, size={size}")
     g = torch.Generator().manual_seed(seed)
     lab = (torch.rand(n, len(CHEST_CLASSES), generator=g) < p).float()
-    img, masks = (torch.cat(o) for o in zip(*[_chest_chunk(g, lab[i:i+chunk], size) for i in range(0, n, chunk)]))
+    img, masks = _render(g, lab, chunk, _chest_chunk, size)
     return SynthData(CHEST_CLASSES, images=img, labels=lab, masks=masks, boxes=mask_boxes(masks[:, :, 0]))
 
-# %% ../nbs/01_data.ipynb #785b47fc
+# %% ../nbs/01_data.ipynb #736a4047
 def _to_uint8(x): return x if x.dtype == torch.uint8 else (plain(x).float().clamp(0, 1) * 255).round().to(torch.uint8)
+
+def _check_image(x, c):
+    "An image tensor given to `predict` as uint8 `[c,H,W]`; float pixels must lie in [0,1]"
+    if x.ndim == 2 and c == 1: x = x[None]
+    if x.ndim != 3 or x.shape[0] != c:
+        raise ValueError(f"expected an image tensor [{c},H,W] like the data's, got shape {tuple(x.shape)}; channels-last images need `.permute(2, 0, 1)`")
+    if x.dtype != torch.uint8:
+        if not x.is_floating_point(): raise TypeError(f"image tensors must be uint8 (0..255) or float in [0,1], got {x.dtype}")
+        if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+            raise ValueError(f"float image tensors must hold finite pixels in [0,1], got [{float(x.min())}, {float(x.max())}]; "
+                             "divide 0..255 images by 255 or pass them as uint8")
+    return _to_uint8(x.cpu())
 
 class TensorRows(Transform):
     "Item `i` -> row `i` of a stored uint8 image tensor as a `TensorImage`; an image tensor passes through (for `predict`)"
+    # fastai's `test_dl` starts the pipeline at the first transform whose `input_types` match the item; without them it
+    # only knows the type of a training item (int) and refuses a tensor
+    input_types = (int, Tensor)
     def __init__(self, data): self.data = data
     def encodes(self, i: int): return TensorImage(self.data[i])
-    def encodes(self, x: Tensor): return TensorImage(_to_uint8(x))
+    def encodes(self, x: Tensor): return TensorImage(_check_image(x, self.data.shape[1]))
 
 class LabelRows(Transform):
     "Item `i` -> its class name (single-label) or list of class names (multi-label)"
@@ -255,20 +294,27 @@ def annotations(dls, split='valid') -> SynthData:
     if not isinstance(i, int): raise ValueError(f"`split` must be 'train', 'valid' or an index, got {split!r}")
     return data[list(dls[i].dataset.items)]
 
-# %% ../nbs/01_data.ipynb #ae53d126
+# %% ../nbs/01_data.ipynb #9ab4416f
 HAM_CLASSES = ['akiec', 'bcc', 'bkl', 'df', 'mel', 'nv', 'vasc']
 DERMAMNIST_CLASSES = ['akiec', 'bcc', 'bkl', 'df', 'mel', 'nv', 'vasc']
 CXR14_CLASSES = ['Atelectasis', 'Cardiomegaly', 'Effusion', 'Infiltration', 'Mass', 'Nodule', 'Pneumonia', 'Pneumothorax',
                  'Consolidation', 'Edema', 'Emphysema', 'Fibrosis', 'Pleural_Thickening', 'Hernia']
 _IMG_EXTS = ('.jpg', '.jpeg', '.png')
 
+def _local(path, f):
+    "File `f` relative to the data folder `path`, or as given when only that exists (an absolute `f` stays as it is)"
+    f = Path(f)
+    return path/f if (path/f).exists() or not f.exists() else f
+
+def _need(df, required, path):
+    missing = [c for c in required if c not in df.columns]
+    if missing: raise ValueError(f"{Path(path).name} lacks the column(s) {missing}; it has {list(df.columns)}")
+    return df
+
 def _read_csv(path, required):
     path = Path(path)
     if not path.is_file(): raise ValueError(f"metadata file not found: {path}")
-    df = pd.read_csv(path)
-    missing = [c for c in required if c not in df.columns]
-    if missing: raise ValueError(f"{path.name} lacks the column(s) {missing}; it has {list(df.columns)}")
-    return df
+    return _need(pd.read_csv(path), required, path)
 
 def _index_images(dirs):
     "Map image stem -> path for the image files found in `dirs` (not recursive)"
@@ -280,13 +326,22 @@ def _index_images(dirs):
                 if f.suffix.lower() in _IMG_EXTS: found.setdefault(f.stem, f)
     return found
 
+def _jpeg_ends(f):
+    "Whether file `f` ends with the JPEG end-of-image marker"
+    with open(f, 'rb') as fh:
+        fh.seek(-2, 2); return fh.read(2) == b'\xff\xd9'
+
 def _check_readable(files):
-    "Open every image header (and verify it), naming the first file that fails"
+    "Open every image header and verify it (a JPEG without its end marker: decode it), naming the first file that fails"
     from PIL import Image
     for f in files:
         try:
-            with Image.open(f) as im: im.verify()
-        except Exception as e: raise ValueError(f"unreadable image file {f}: {e}") from None
+            with Image.open(f) as im: fmt = im.format; im.verify()
+            # verify() does not read JPEG data: a truncated JPEG would pass and fail mid-epoch. Decoding every JPEG costs
+            # ~1 ms each at 600x450 (25x the check), so only those lacking their end marker are decoded
+            if fmt == 'JPEG' and not _jpeg_ends(f):
+                with Image.open(f) as im: im.load()
+        except Exception as e: raise ValueError(f"unreadable image file {f}: {e}; replace or remove it") from None
 
 def _resolve_files(ids, dirs):
     idx = _index_images(dirs)
@@ -307,12 +362,18 @@ def _group_split(groups, valid_pct, seed):
     if not tr or not va: raise ValueError("too few groups to make both a training and a validation split")
     return tr, va
 
-# %% ../nbs/01_data.ipynb #43bd93c2
+# %% ../nbs/01_data.ipynb #2d82bfb4
+def _open_image(f):
+    "`PILImage.create(f)`, naming the file when it cannot be read"
+    try: return PILImage.create(f)
+    except Exception as e: raise ValueError(f"unreadable image file {f}: {e}; replace or remove it") from None
+
 class FileRows(Transform):
-    "Item `i` -> the image file `files[i]` as a `PILImage`; a path passes through (for `predict`)"
+    "Item `i` -> the image file `files[i]` as a `PILImage`; a path (str or Path) passes through (for `predict`)"
+    input_types = (int, str, Path)    # where fastai's `test_dl` may start the pipeline (see `TensorRows`)
     def __init__(self, files): self.files = files
-    def encodes(self, i: int): return PILImage.create(self.files[i])
-    def encodes(self, p: str | Path): return PILImage.create(p)
+    def encodes(self, i: int): return _open_image(self.files[i])
+    def encodes(self, p: str | Path): return _open_image(p)
 
 def _image_dls(files, ytfms, splits, size, bs, crop, mean, std, device, data):
     from fastai.vision.augment import Resize, CropPad
@@ -324,36 +385,58 @@ def _image_dls(files, ytfms, splits, size, bs, crop, mean, std, device, data):
     dls.annotations_data = data
     return dls
 
+def _lesion_groups(df, csv, path, groups_csv):
+    "The lesion of every image of `df`: its `lesion_id` column, else the ISIC LesionGroupings CSV, else the image itself"
+    import warnings
+    if 'lesion_id' in df.columns: return list(df['lesion_id'])
+    if groups_csv is False: return list(df['image_id'])
+    if groups_csv is None:
+        found = [c for d in dict.fromkeys([csv.parent, path]) for c in sorted(d.glob('*LesionGroupings*.csv'))]
+        if not found:
+            warnings.warn(f"{csv.name} has no `lesion_id` and no *LesionGroupings*.csv was found: splitting by image, so images "
+                          "of one lesion may fall in both splits; pass `groups_csv=` (ISIC2018_Task3_Training_LesionGroupings.csv)")
+            return list(df['image_id'])
+        groups_csv = found[0]
+    else: groups_csv = _local(path, groups_csv)
+    g = _read_csv(groups_csv, ['image', 'lesion_id'])
+    les = dict(zip(g['image'], g['lesion_id']))
+    miss = [i for i in df['image_id'] if i not in les]
+    if miss: raise ValueError(f"{len(miss)} image(s) of {csv.name} have no lesion in {groups_csv.name}, e.g. {miss[0]}; "
+                              "pass the matching file as `groups_csv=`, or `groups_csv=False` to split by image")
+    return [les[i] for i in df['image_id']]
+
 def ham10000_dls(path, csv=None, img_dirs=None, classes=('nv', 'mel', 'bkl'), balance=True, size=224, crop=None, bs=32,
-                 valid_pct=0.2, seed=0, device=None):
+                 valid_pct=0.2, seed=0, device=None, groups_csv=None):
     "`DataLoaders` for HAM10000 / ISIC 2018 task 3: metadata CSV + JPEG folder(s); class subset, balancing, lesion-grouped split"
     path = Path(path)
     if not path.is_dir(): raise ValueError(f"data folder not found: {path}")
     if csv is None:
-        cands = [path/'HAM10000_metadata.csv', *sorted(path.glob('*GroundTruth*.csv')), *sorted(path.glob('*.csv'))]
+        cands = [path/'HAM10000_metadata.csv', *sorted(path.glob('*GroundTruth*.csv')),
+                 *[c for c in sorted(path.glob('*.csv')) if 'LesionGroupings' not in c.name]]
         csv = next((c for c in cands if c.is_file()), None)
         if csv is None: raise ValueError(f"no metadata CSV in {path}; pass `csv=` (HAM10000_metadata.csv or an ISIC ground-truth CSV)")
-    head = pd.read_csv(path/csv if not Path(csv).is_absolute() else csv, nrows=0).columns
-    if 'image' in head and 'image_id' not in head:      # ISIC ground truth: one-hot columns
-        df = _read_csv(path/csv, ['image'] + [c.upper() for c in HAM_CLASSES])
+    else: csv = _local(path, csv)    # resolved once: the found CSV already starts with `path`
+    df = _read_csv(csv, [])
+    if 'image' in df.columns and 'image_id' not in df.columns:      # ISIC ground truth: one-hot columns
+        _need(df, ['image'] + [c.upper() for c in HAM_CLASSES], csv)
         df = df.assign(image_id=df['image'], dx=df[[c.upper() for c in HAM_CLASSES]].values.argmax(1))
         df['dx'] = [HAM_CLASSES[i] for i in df['dx']]
-    else: df = _read_csv(path/csv, ['image_id', 'dx'])
+    else: _need(df, ['image_id', 'dx'], csv)
     unknown = sorted(set(df['dx']) - set(HAM_CLASSES))
     if unknown: raise ValueError(f"labels {unknown} are not HAM10000 diagnoses {HAM_CLASSES}")
     classes = list(classes or HAM_CLASSES)
     bad = [c for c in classes if c not in HAM_CLASSES]
     if bad: raise ValueError(f"`classes` {bad} are not HAM10000 diagnoses {HAM_CLASSES}")
+    df = df.assign(lesion_id=_lesion_groups(df, csv, path, groups_csv))
     df = df[df['dx'].isin(classes)].reset_index(drop=True)
     if balance:
         m = df['dx'].value_counts().reindex(classes).fillna(0).min()
         if m == 0: raise ValueError(f"a requested class has no images; counts: {df['dx'].value_counts().to_dict()}")
         df = df.groupby('dx').sample(n=int(m), random_state=seed).reset_index(drop=True)
-    dirs = img_dirs or [path, path/'HAM10000_images_part_1', path/'HAM10000_images_part_2', path/'images',
-                        path/'ISIC2018_Task3_Training_Input']
-    files = _resolve_files(list(df['image_id']), [Path(d) for d in dirs])
-    groups = list(df['lesion_id']) if 'lesion_id' in df.columns else list(df['image_id'])
-    splits = _group_split(groups, valid_pct, seed)
+    dirs = [_local(path, d) for d in img_dirs] if img_dirs else [
+        path, path/'HAM10000_images_part_1', path/'HAM10000_images_part_2', path/'images', path/'ISIC2018_Task3_Training_Input']
+    files = _resolve_files(list(df['image_id']), dirs)
+    splits = _group_split(list(df['lesion_id']), valid_pct, seed)
     labels = torch.tensor([classes.index(d) for d in df['dx']])
     data = SynthData(classes, labels=labels, items=files)
     return _image_dls(files, [LabelRows(labels, classes), Categorize(vocab=classes, sort=False)], splits, size, bs, crop,
@@ -384,40 +467,54 @@ def npz_dls(path, classes=DERMAMNIST_CLASSES, size=None, bs=64, splits=('train',
     data = SynthData(list(classes), images=imgs.float() / 255, labels=labels)
     return tensor_dls(data, bs=bs, splits=spl, device=device)
 
-# %% ../nbs/01_data.ipynb #f14151d0
+# %% ../nbs/01_data.ipynb #e6bd13e9
+def _bbox_boxes(bb, ids, files, classes, size, bbox_ref):
+    "Boxes `[N,len(classes),4]` (x0,y0,x1,y1 at `size` px, NaN where none) from the rows of `BBox_List_2017.csv`"
+    import warnings
+    from PIL import Image
+    if bbox_ref is not None:
+        ref = tuple(bbox_ref) if isinstance(bbox_ref, (tuple, list)) else (bbox_ref, bbox_ref)
+        if len(ref) != 2 or not all(isinstance(v, (int, float)) and v > 0 for v in ref):
+            raise ValueError(f"`bbox_ref` must be a positive size (W or (W, H)) or None, got {bbox_ref!r}")
+    boxes = torch.full((len(ids), len(classes), 4), float('nan'))
+    pos, wh, outside = {i: k for k, i in enumerate(ids)}, {}, 0
+    for img, lab, x, y, w, h in bb[['Image Index', 'Finding Label', 'Bbox [x', 'y', 'w', 'h]']].itertuples(index=False):
+        k, lab = pos.get(img), 'Infiltration' if lab == 'Infiltrate' else lab    # the box list says 'Infiltrate'
+        if k is None or lab not in classes: continue
+        if bbox_ref is None and k not in wh:
+            with Image.open(files[k]) as im: wh[k] = im.size            # the header only: PIL opens lazily
+        W, H = ref if bbox_ref is not None else wh[k]
+        outside += int(x < 0 or y < 0 or x + w > W * 1.01 or y + h > H * 1.01)
+        b = torch.tensor([x * size / W, y * size / H, (x + w) * size / W, (y + h) * size / H], dtype=torch.float32)
+        c, old = classes.index(lab), boxes[k, classes.index(lab)]
+        # a second box for the same image and finding: keep the box that covers both rather than the last one read
+        boxes[k, c] = b if old.isnan().any() else torch.cat([torch.minimum(old[:2], b[:2]), torch.maximum(old[2:], b[2:])])
+    if outside:
+        warnings.warn(f"{outside} box(es) reach beyond the {'bbox_ref' if bbox_ref is not None else 'image'} frame; the boxes of "
+                      "BBox_List_2017.csv are in the pixels of the 1024x1024 PNGs: pass `bbox_ref=` the size they were drawn on")
+    return boxes
+
 def chestxray14_dls(path, csv='Data_Entry_2017.csv', bbox_csv='BBox_List_2017.csv', img_dir='images', classes=CXR14_CLASSES,
-                    size=224, bs=32, valid_pct=0.2, seed=0, n=None, device=None):
+                    size=224, bs=32, valid_pct=0.2, seed=0, n=None, device=None, bbox_ref=1024):
     "`DataLoaders` for NIH ChestX-ray14: multi-label over `classes`, patient-grouped split, boxes kept for `annotations`"
     path = Path(path)
     if not path.is_dir(): raise ValueError(f"data folder not found: {path}")
-    df = _read_csv(path/csv, ['Image Index', 'Finding Labels'])
+    csv = _local(path, csv)
+    df = _read_csv(csv, ['Image Index', 'Finding Labels'])
     if n: df = df.iloc[:n]
     known = set(CXR14_CLASSES) | {'No Finding'}
     found = [set(s.split('|')) for s in df['Finding Labels']]
     unknown = sorted(set().union(*found) - known)
-    if unknown: raise ValueError(f"labels {unknown} in {csv} are not ChestX-ray14 findings {CXR14_CLASSES}")
+    if unknown: raise ValueError(f"labels {unknown} in {csv.name} are not ChestX-ray14 findings {CXR14_CLASSES}")
     classes = list(classes)
     labels = torch.tensor([[float(c in f) for c in classes] for f in found])
     ids = list(df['Image Index'])
-    files = _resolve_files([Path(i).stem for i in ids], [path/img_dir, path])
-    boxes = torch.full((len(df), len(classes), 4), float('nan'))
-    if bbox_csv and (path/bbox_csv).is_file():
-        bb = _read_csv(path/bbox_csv, ['Image Index', 'Finding Label', 'Bbox [x', 'y', 'w', 'h]'])
-        pos = {i: k for k, i in enumerate(ids)}
-        from PIL import Image
-        wh = {}
-        if 'OriginalImage[Width' in df.columns: wh = dict(zip(ids, zip(df['OriginalImage[Width'], df['Height]'])))
-        for r in bb.itertuples(index=False):
-            k, lab = pos.get(r[0]), r[1]
-            if k is None: continue
-            if lab not in classes:
-                if lab in known or lab == 'Infiltrate': lab = 'Infiltration' if lab == 'Infiltrate' else lab
-                if lab not in classes: continue
-            if ids[k] not in wh:
-                with Image.open(files[k]) as im: wh[ids[k]] = im.size
-            W, H = wh[ids[k]]
-            x, y, w, h = r[2], r[3], r[4], r[5]
-            boxes[k, classes.index(lab)] = torch.tensor([x * size / W, y * size / H, (x + w) * size / W, (y + h) * size / H])
+    files = _resolve_files([Path(i).stem for i in ids], [_local(path, img_dir), path])
+    bbox_csv = _local(path, bbox_csv) if bbox_csv else None
+    if bbox_csv is not None and bbox_csv.is_file():
+        bb = _read_csv(bbox_csv, ['Image Index', 'Finding Label', 'Bbox [x', 'y', 'w', 'h]'])
+        boxes = _bbox_boxes(bb, ids, files, classes, size, bbox_ref)
+    else: boxes = torch.full((len(df), len(classes), 4), float('nan'))
     groups = list(df['Patient ID']) if 'Patient ID' in df.columns else ids
     splits = _group_split(groups, valid_pct, seed)
     data = SynthData(classes, labels=labels, boxes=boxes, items=files)

@@ -1,7 +1,8 @@
 "`robust-saliency compare` as a user runs it: a process, an output folder, clear errors."
 import json, os, subprocess, sys
 from pathlib import Path
-import pytest, torch
+import numpy as np, pandas as pd, pytest, torch
+from PIL import Image
 
 BIN = Path(sys.executable).parent/'robust-saliency'
 
@@ -45,8 +46,65 @@ def test_compare_chest(tmp_path):
     (['--attack', 'cw'], 'invalid choice'),
     (['--norm', 'l3'], 'invalid choice'),
     (['--bs', '128'], 'fewer than one batch'),
+    (['--n-eval', '0'], '--n-eval 0'),
 ])
 def test_compare_errors(tmp_path, args, msg):
     r = run('compare', '--out', str(tmp_path/'x'), '--epochs', '1', '--n', '100', '--bs', '16', *args)
     assert r.returncode == 2 and msg in r.stderr, r.stderr[-2000:]
+    assert 'Traceback' not in r.stderr and 'training the' not in r.stderr     # one line, before any training
     assert not (tmp_path/'x').exists()
+
+def test_compare_out_is_a_file(tmp_path):
+    f = tmp_path/'afile'; f.write_text('keep me')
+    for out in (f, f/'sub'):
+        r = run('compare', '--out', str(out), '--epochs', '1', '--n', '100', '--bs', '16')
+        assert r.returncode == 2 and 'is a file, not a folder' in r.stderr and '--out' in r.stderr, r.stderr[-2000:]
+        assert 'Traceback' not in r.stderr and 'training the' not in r.stderr
+    assert f.read_text() == 'keep me'
+
+def test_compare_robust_acc_scored_like_clean(tmp_path):
+    # multi-label: with eps=0 the attack is the identity, so robust accuracy (all validation images) equals clean accuracy
+    r = run('compare', '--data', 'chest', *SMALL, '--eps', '0', '--n-eval', '64', '--out', str(tmp_path/'c'))
+    assert r.returncode == 0, r.stderr[-3000:]
+    for M in json.loads((tmp_path/'c'/'report.json').read_text())['models'].values():
+        assert M['robust_acc'] == pytest.approx(M['clean_acc'], abs=1e-6)
+
+LABELS = ['No Finding', 'Effusion', 'Nodule|Mass', 'Cardiomegaly', 'Effusion|Cardiomegaly']
+
+def cxr(d, n=30):
+    "A ChestX-ray14-format folder of `n` random images (boxes in the released 1024 px frame), one patient each, and no box"
+    (d/'images').mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n): Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8), 'L').save(d/'images'/f'{i:08d}_000.png')
+    pd.DataFrame({'Image Index': [f'{i:08d}_000.png' for i in range(n)], 'Finding Labels': [LABELS[i % 5] for i in range(n)],
+                  'Patient ID': range(n), 'OriginalImage[Width': 1024, 'Height]': 1024}).to_csv(d/'Data_Entry_2017.csv', index=False)
+    pd.DataFrame(columns=['Image Index', 'Finding Label', 'Bbox [x', 'y', 'w', 'h]']).to_csv(d/'BBox_List_2017.csv', index=False)
+    return d
+
+CXR = ['--size', '16', '--bs', '8', '--epochs', '1', '--steps', '1', '--methods', 'gradient']
+
+def test_compare_chestxray14_finds_boxed_images(tmp_path):
+    # boxes are rare: the one boxed validation image lies beyond the first --n-eval ones and must still be found
+    from robust_saliency.data import chestxray14_dls, annotations
+    d = cxr(tmp_path/'cxr')
+    va = annotations(chestxray14_dls(d, size=16, bs=8))
+    k = max(i for i in range(len(va)) if va.labels[i].any())
+    assert k >= 2
+    name = va.items[k].name
+    finding = next(l for l in LABELS if l in pd.read_csv(d/'Data_Entry_2017.csv').set_index('Image Index').loc[name, 'Finding Labels'].split('|'))
+    pd.DataFrame([{'Image Index': name, 'Finding Label': finding, 'Bbox [x': 256, 'y': 256, 'w': 512, 'h]': 256}]).to_csv(d/'BBox_List_2017.csv', index=False)
+    r = run('compare', '--data', str(d), *CXR, '--n-eval', '2', '--out', str(tmp_path/'r'))
+    assert r.returncode == 0, r.stderr[-3000:]
+    j = json.loads((tmp_path/'r'/'report.json').read_text())
+    assert j['notes'] == [] and 'pointing_game' in j['models']['robust']['methods']['gradient']
+
+def test_compare_chestxray14_without_boxes(tmp_path):
+    # no validation image has a box: the report falls back to images with a finding, without localisation, and says so
+    r = run('compare', '--data', str(cxr(tmp_path/'cxr')), *CXR, '--eps', '0', '--n-eval', '64', '--out', str(tmp_path/'r'))
+    assert r.returncode == 0, r.stderr[-3000:]
+    j = json.loads((tmp_path/'r'/'report.json').read_text())
+    assert len(j['notes']) == 1 and 'bounding box' in j['notes'][0] and 'note: no validation image' in r.stderr
+    assert 'Note: no validation image' in (tmp_path/'r'/'report.md').read_text()
+    for M in j['models'].values():
+        assert 'pointing_game' not in M['methods']['gradient'] and 'gini' in M['methods']['gradient']
+        assert M['robust_acc'] == pytest.approx(M['clean_acc'], abs=1e-6)

@@ -1,6 +1,7 @@
 "Real-format loaders on small fixture folders written by the tests (HAM10000/ISIC, DermaMNIST .npz, ChestX-ray14)."
 import hashlib
 import numpy as np, pandas as pd, pytest, torch
+from pathlib import Path
 from PIL import Image
 from robust_saliency.data import ham10000_dls, npz_dls, chestxray14_dls, annotations, HAM_CLASSES, CXR14_CLASSES
 from robust_saliency.core import InputSpace
@@ -40,14 +41,57 @@ def test_ham10000_loads_balanced_and_grouped(ham):
     assert not InputSpace.from_dls(dls).is_identity
     assert snapshot(ham) == before                             # nothing under the data folder changed
 
+def isic_csvs(ham, d):
+    "The ISIC 2018 ground truth (one-hot) and lesion groupings of the `ham` fixture, written into folder `d`"
+    gt = pd.read_csv(ham/'HAM10000_metadata.csv')
+    onehot = pd.DataFrame({'image': gt['image_id'], **{c.upper(): (gt['dx'] == c).astype(float) for c in HAM_CLASSES}})
+    onehot.to_csv(d/'ISIC2018_Task3_Training_GroundTruth.csv', index=False)
+    groups = pd.DataFrame({'image': gt['image_id'], 'lesion_id': gt['lesion_id'], 'diagnosis_confirm_type': 'histopathology'})
+    groups.to_csv(d/'ISIC2018_Task3_Training_LesionGroupings.csv', index=False)
+    return d/'ISIC2018_Task3_Training_GroundTruth.csv', d/'ISIC2018_Task3_Training_LesionGroupings.csv', gt.set_index('image_id')['lesion_id']
+
 def test_ham10000_options_and_isic_csv(ham, tmp_path):
     dls = ham10000_dls(ham, classes=['nv', 'mel'], balance=False, size=24, crop=28, bs=2)
     assert len(dls.train_ds) + len(dls.valid_ds) == 18 and dls.one_batch()[0].shape[-1] == 24
-    gt = pd.read_csv(ham/'HAM10000_metadata.csv')
-    onehot = pd.DataFrame({'image': gt['image_id'], **{c.upper(): (gt['dx'] == c).astype(float) for c in HAM_CLASSES}})
-    onehot.to_csv(tmp_path/'ISIC2018_Task3_Training_GroundTruth.csv', index=False)
-    isic = ham10000_dls(ham, csv=tmp_path/'ISIC2018_Task3_Training_GroundTruth.csv', size=16, bs=2)
+    gt_csv, groups_csv, _ = isic_csvs(ham, tmp_path)
+    groups_csv.unlink()
+    with pytest.warns(UserWarning, match="splitting by image"): isic = ham10000_dls(ham, csv=gt_csv, size=16, bs=2)
     assert isic.vocab == ['nv', 'mel', 'bkl'] and len(isic.train_ds) + len(isic.valid_ds) == 15
+
+def test_isic_split_groups_by_lesion(ham, tmp_path):
+    "The ISIC ground truth has no lesion column: the LesionGroupings CSV next to it keeps a lesion's images in one split"
+    gt_csv, groups_csv, lesion = isic_csvs(ham, tmp_path)
+    les = lambda a: {lesion[p.stem] for p in a.items}
+    for seed in range(4):
+        dls = ham10000_dls(ham, csv=gt_csv, balance=False, size=16, bs=2, valid_pct=0.3, seed=seed)
+        tr, va = annotations(dls, 'train'), annotations(dls, 'valid')
+        assert tr.items and va.items and not les(tr) & les(va), seed
+    # passed explicitly (relative to the data folder or absolute) when it lies elsewhere
+    other = tmp_path/'elsewhere'; other.mkdir(); groups_csv.rename(other/groups_csv.name)
+    dls = ham10000_dls(ham, csv=gt_csv, groups_csv=other/groups_csv.name, balance=False, size=16, bs=2, valid_pct=0.3)
+    assert not les(annotations(dls, 'train')) & les(annotations(dls, 'valid'))
+    pd.read_csv(other/groups_csv.name).iloc[:-1].to_csv(other/'short.csv', index=False)
+    with pytest.raises(ValueError, match="1 image.* have no lesion in short.csv, e.g. ISIC_0000025"):
+        ham10000_dls(ham, csv=gt_csv, groups_csv=other/'short.csv')
+    pd.read_csv(other/groups_csv.name).drop(columns='lesion_id').to_csv(other/'nolesion.csv', index=False)
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['lesion_id'\]"): ham10000_dls(ham, csv=gt_csv, groups_csv=other/'nolesion.csv')
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')                         # groups_csv=False: split by image on purpose, no warning
+        assert len(ham10000_dls(ham, csv=gt_csv, groups_csv=False, size=16, bs=2).valid_ds) > 0
+
+def test_relative_paths(ham, cxr, tmp_path, monkeypatch):
+    "A relative data folder: the CSV found in it is not joined to it a second time; file arguments may be given either way"
+    monkeypatch.chdir(tmp_path)
+    assert len(ham10000_dls('ham', size=16, bs=2).valid_ds) > 0
+    assert len(ham10000_dls(Path('ham'), csv='HAM10000_metadata.csv', size=16, bs=2).valid_ds) > 0
+    assert len(ham10000_dls('ham', csv='ham/HAM10000_metadata.csv', img_dirs=['HAM10000_images_part_1', 'ham/HAM10000_images_part_2'],
+                            size=16, bs=2).valid_ds) > 0
+    (tmp_path/'isic').mkdir(); isic_csvs(Path('ham'), Path('isic'))
+    assert len(ham10000_dls('ham', csv='isic/ISIC2018_Task3_Training_GroundTruth.csv', size=16, bs=2).valid_ds) > 0
+    for kw in ({}, dict(csv='cxr/Data_Entry_2017.csv', bbox_csv='cxr/BBox_List_2017.csv', img_dir='cxr/images')):
+        a = chestxray14_dls('cxr', size=32, bs=4, bbox_ref=64, **kw)
+        assert (~annotations(a, 'train').boxes.isnan()).any() or (~annotations(a, 'valid').boxes.isnan()).any()
 
 def test_ham10000_errors(ham):
     df = pd.read_csv(ham/'HAM10000_metadata.csv')
@@ -63,6 +107,36 @@ def test_ham10000_errors(ham):
     (ham/'HAM10000_images_part_2'/'ISIC_0000019.jpg').write_bytes(b'not a jpeg at all')
     with pytest.raises(ValueError, match=r"unreadable image file .*ISIC_0000019\.jpg"): ham10000_dls(ham)
     with pytest.raises(ValueError, match="data folder not found"): ham10000_dls(ham/'nope')
+
+def truncate(f, keep=0.5):
+    b = f.read_bytes(); f.write_bytes(b[:int(len(b) * keep)])
+
+def test_truncated_jpeg(ham):
+    "PIL's verify() does not read JPEG data: a truncated JPEG is caught up front, or later with the file named"
+    f = ham/'HAM10000_images_part_1'/'ISIC_0000018.jpg'        # bkl: always used
+    write_img(f, size=(200, 150), seed=3); truncate(f)
+    with pytest.raises(ValueError, match=r"unreadable image file .*ISIC_0000018\.jpg: image file is truncated"): ham10000_dls(ham)
+    write_img(f, size=(200, 150), seed=3)
+    f.write_bytes(f.read_bytes() + b'\0' * 10)                 # bytes after the end marker: a valid JPEG, still accepted
+    for p in ham.rglob('*.jpg'): write_img(p, size=(200, 150)) if p != f else None
+    dls = ham10000_dls(ham, size=16, bs=2)
+    files = dls.train_ds.tls[0].tfms[0].files
+    i = next(i for i, j in enumerate(dls.train_ds.items) if files[j] != f)
+    truncate(files[dls.train_ds.items[i]])                    # broken after the up-front check: named when read
+    with pytest.raises(ValueError, match=rf"unreadable image file .*{files[dls.train_ds.items[i]].name}.*replace or remove it"):
+        dls.train_ds[i]
+
+def test_predict_path(ham):
+    "`learn.predict` takes a path (str or Path), as the `FileRows` docstring promises"
+    from fastai.vision.all import Learner
+    from robust_saliency.core import small_cnn
+    dls = ham10000_dls(ham, size=16, bs=2)
+    learn = Learner(dls, small_cnn(n_out=3))
+    f = ham/'HAM10000_images_part_1'/'ISIC_0000000.jpg'
+    with learn.no_bar():
+        a, b = learn.predict(str(f)), learn.predict(f)
+        assert a[0] in dls.vocab and a[2].shape == (3,) and torch.allclose(a[2], b[2])
+        with pytest.raises(ValueError, match="unreadable image file .*nope.jpg"): learn.predict(ham/'nope.jpg')
 
 def test_npz(tmp_path):
     rng = np.random.default_rng(0)
@@ -94,7 +168,9 @@ def cxr(tmp_path):
         name = f'{i:08d}_000.png'
         write_img(d/'images'/name, size=(64, 64), mode='L', seed=i)
         rows.append({'Image Index': name, 'Finding Labels': l, 'Follow-up #': 0, 'Patient ID': i // 2, 'Patient Age': 40,
-                     'Patient Gender': 'F', 'View Position': 'PA', 'OriginalImage[Width': 64, 'Height]': 64})
+                     'Patient Gender': 'F', 'View Position': 'PA',
+                     # as in the real release: the size of the original scan, not of the PNG (nor of the boxes' frame)
+                     'OriginalImage[Width': 2682, 'Height]': 2749, 'OriginalImagePixelSpacing[x': .143, 'y]': .143})
     pd.DataFrame(rows).to_csv(d/'Data_Entry_2017.csv', index=False)
     bb = pd.DataFrame([{'Image Index': '00000001_000.png', 'Finding Label': 'Effusion', 'Bbox [x': 8, 'y': 16, 'w': 32, 'h]': 16},
                        {'Image Index': '00000002_000.png', 'Finding Label': 'Nodule', 'Bbox [x': 40, 'y': 8, 'w': 8, 'h]': 8}])
@@ -111,9 +187,30 @@ def test_chestxray14(cxr):
     assert not pid(tr) & pid(va)                               # patient-grouped split
     allb = torch.cat([tr.boxes, va.boxes]); items = tr.items + va.items
     k = [p.name for p in items].index('00000001_000.png')
-    assert torch.allclose(allb[k, CXR14_CLASSES.index('Effusion')], torch.tensor([4., 8., 20., 16.]))   # rescaled 64 -> 32 px
+    # boxes are in the frame of the 1024x1024 PNGs of the release (bbox_ref=1024), never of the OriginalImage columns
+    assert torch.allclose(allb[k, CXR14_CLASSES.index('Effusion')], torch.tensor([8., 16., 40., 32.]) * 32 / 1024)
     assert allb[..., 0].isnan().sum() == allb.shape[0] * 14 - 2
+    for ref in (64, (64, 64), None):                           # the fixture's boxes are drawn on its 64 px PNGs; None: read the PNG size
+        d = chestxray14_dls(cxr, size=32, bs=4, valid_pct=0.34, bbox_ref=ref)
+        a = annotations(d, 'train'), annotations(d, 'valid')
+        b = torch.cat([a[0].boxes, a[1].boxes]); k = [p.name for p in a[0].items + a[1].items].index('00000001_000.png')
+        assert torch.allclose(b[k, CXR14_CLASSES.index('Effusion')], torch.tensor([4., 8., 20., 16.])), ref   # 64 -> 32 px
     assert snapshot(cxr) == before
+
+def test_chestxray14_boxes(cxr):
+    bb = pd.read_csv(cxr/'BBox_List_2017.csv')
+    extra = [{'Image Index': '00000001_000.png', 'Finding Label': 'Effusion', 'Bbox [x': 4, 'y': 24, 'w': 16, 'h]': 32},
+             {'Image Index': '00000003_000.png', 'Finding Label': 'Infiltrate', 'Bbox [x': 0, 'y': 0, 'w': 8, 'h]': 8}]
+    pd.concat([bb, pd.DataFrame(extra)]).to_csv(cxr/'BBox_List_2017.csv', index=False)
+    d = chestxray14_dls(cxr, size=64, bs=4, bbox_ref=64)
+    a = annotations(d, 'train'), annotations(d, 'valid')
+    b = torch.cat([a[0].boxes, a[1].boxes]); names = [p.name for p in a[0].items + a[1].items]
+    # two boxes for one image and finding: the box covering both, not the last one read
+    assert b[names.index('00000001_000.png'), CXR14_CLASSES.index('Effusion')].tolist() == [4., 16., 40., 56.]
+    assert b[names.index('00000003_000.png'), CXR14_CLASSES.index('Infiltration')].tolist() == [0., 0., 8., 8.]
+    with pytest.warns(UserWarning, match="beyond the bbox_ref frame"): chestxray14_dls(cxr, size=32, bs=4, bbox_ref=32)
+    for bad in (0, -5, 'big', (64,)):
+        with pytest.raises(ValueError, match="`bbox_ref` must be a positive size"): chestxray14_dls(cxr, bbox_ref=bad)
 
 def test_chestxray14_errors(cxr):
     df = pd.read_csv(cxr/'Data_Entry_2017.csv')

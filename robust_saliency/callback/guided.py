@@ -89,7 +89,7 @@ def consistency_kl(clean, other, multi=False) -> Tensor:
     lp, lq = F.log_softmax(clean, 1), F.log_softmax(other, 1)
     return (lp.exp() * (lp - lq)).sum(1)
 
-# %% ../../nbs/10_callback.guided.ipynb #cdfa813e
+# %% ../../nbs/10_callback.guided.ipynb #49aab59c
 class ConsistencyCallback(Callback):
     "Base: per training batch `x2 = make_input(x, y)`; loss += `weight`·mean KL(p(x) ‖ p(x2)); the KL mean is a Recorder column"
     order, col, weight = MixedPrecision.order + 1, 'kl', 1.0
@@ -97,9 +97,28 @@ class ConsistencyCallback(Callback):
 
     def _extra_metrics(self): return []
     def before_fit(self):
-        self._space, self._saved_mets = as_space(self.learn.dls), self.learn.metrics
-        self.learn.metrics = list(self._saved_mets) + [ValueMetric(self._kl_value, self.col)] + self._extra_metrics()
+        self._space = as_space(self.learn.dls)
+        cols = [ValueMetric(self._kl_value, self.col)] + self._extra_metrics()
+        for m in cols: m.consistency_callback = self
+        # a fit that raised skipped `after_fit` and left its columns: drop them before adding ours
+        self.learn.metrics = self.learn.metrics.filter(lambda m: not self._stale(m)) + cols
         self._x2 = self._pred2 = None
+        self.before_train()     # `learn.validate()` fires before_fit but no before_train: the columns read empty sums
+
+    def _stale(self, m):
+        "Whether metric `m` is a column added by this callback, or by a `ConsistencyCallback` no longer attached"
+        cb = getattr(m, 'consistency_callback', None)
+        return cb is not None and (cb is self or not any(c is cb for c in self.learn.cbs))
+
+    def _drop_columns(self, learn):
+        # only our own columns: another ConsistencyCallback's are still in use until its own after_fit
+        if getattr(learn, 'metrics', None) is not None:
+            learn.metrics = learn.metrics.filter(lambda m: getattr(m, 'consistency_callback', None) is not self)
+
+    def __setattr__(self, k, v):
+        # fastai's `remove_cb` sets `learn=None`, also when `fit(cbs=...)` raised (no after_fit): take our columns along
+        if k == 'learn' and self.learn is not None and v is not self.learn: self._drop_columns(self.learn)
+        super().__setattr__(k, v)
 
     def _kl_value(self): return (self._kl_sum / self._n).item() if self._n else None
     def before_train(self): self._kl_sum, self._n = 0., 0
@@ -124,7 +143,7 @@ class ConsistencyCallback(Callback):
     def _last_extra(self): return {}
     def after_batch(self): self._x2 = self._pred2 = None
     def after_fit(self):
-        self.learn.metrics = self._saved_mets
+        self._drop_columns(self.learn)
         self._x2 = self._pred2 = None
 
 # %% ../../nbs/10_callback.guided.ipynb #c35d99b6
