@@ -15,7 +15,7 @@ from fastcore.basics import store_attr
 
 # %% auto #0
 __all__ = ['plain', 'model_device', 'check_images', 'check_eps', 'Target', 'resolve_target', 'expand_multi', 'per_sample_loss',
-           'InputSpace', 'as_space', 'preserve_state', 'set_bn_eval', 'small_cnn', 'fold_bn']
+           'InputSpace', 'as_space', 'preserve_state', 'set_bn_eval', 'small_cnn', 'fold_bn', 'FitColumns']
 
 # %% ../nbs/00_core.ipynb #ac496dac
 def plain(x):
@@ -335,3 +335,28 @@ def fold_bn(model: nn.Module, x: Tensor | None = None) -> nn.Module:
         if not ok: ent[1], ent[2] = None, []; return model   # a different function: never folded
         ent[3] = True
     return gm
+
+# %% ../nbs/00_core.ipynb #f794605a
+class FitColumns:
+    "Mixin for callbacks that add Recorder columns (metrics) for one fit, safe against fits that raise"
+    def add_columns(self, cols):
+        "Append `cols` to `learn.metrics`, first dropping columns left by an interrupted fit"
+        for m in cols: m._rs_owner = self
+        self.learn.metrics = [m for m in self.learn.metrics if not self._stale_column(m)] + list(cols)
+
+    def _stale_column(self, m):
+        o = getattr(m, '_rs_owner', None)
+        return o is not None and (o is self or not any(c is o for c in self.learn.cbs))
+
+    def drop_columns(self, learn=None):
+        "Remove this callback's columns from `learn.metrics` (other callbacks' stay)"
+        learn = learn if learn is not None else self.learn
+        if getattr(learn, 'metrics', None) is not None:
+            learn.metrics = [m for m in learn.metrics if getattr(m, '_rs_owner', None) is not self]
+
+    def __setattr__(self, k, v):
+        # fastai detaches a callback by setting `learn = None`, also after a `fit(cbs=...)` that raised
+        if k == 'learn':
+            old = self.__dict__.get('learn')
+            if old is not None and v is not old: self.drop_columns(old)
+        super().__setattr__(k, v)
