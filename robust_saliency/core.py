@@ -237,7 +237,7 @@ def small_cnn(n_in=3, n_out=2, nf=16, depth=3, bn=True):
         c = co
     return nn.Sequential(nn.Sequential(*layers), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n_out))
 
-# %% ../nbs/00_core.ipynb #7eecd6b4
+# %% ../nbs/00_core.ipynb #30307c85
 _FOLD_CACHE = weakref.WeakKeyDictionary()
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -247,13 +247,13 @@ class _FoldedConv(nn.Module):
     @torch.no_grad()
     def refresh(self):
         conv, bn = self.conv, self.bn
-        # computed in fp32 and cast to the conv's dtype: a bf16/fp16 model gets one rounding, not five
-        s = (bn.running_var.float() + bn.eps).rsqrt()
-        if bn.weight is not None: s = s * bn.weight.float()
-        b = -bn.running_mean.float() * s + (bn.bias.float() if bn.bias is not None else 0)
-        if conv.bias is not None: b = b + conv.bias.float() * s
-        dt = conv.weight.dtype
-        self.w, self.b = (conv.weight.float() * s.view(-1, *[1] * (conv.weight.ndim - 1))).to(dt), b.to(dt)
+        # computed in at least fp32 and cast to the conv's dtype: a bf16/fp16 model gets one rounding, not five
+        dt = conv.weight.dtype; ct = torch.promote_types(dt, torch.float32)
+        s = (bn.running_var.to(ct) + bn.eps).rsqrt()
+        if bn.weight is not None: s = s * bn.weight.to(ct)
+        b = -bn.running_mean.to(ct) * s + (bn.bias.to(ct) if bn.bias is not None else 0)
+        if conv.bias is not None: b = b + conv.bias.to(ct) * s
+        self.w, self.b = (conv.weight.to(ct) * s.view(-1, *[1] * (conv.weight.ndim - 1))).to(dt), b.to(dt)
     def forward(self, x): return self.conv._conv_forward(x, self.w, self.b)
 
 def _hooked(m): return bool(m._forward_hooks or m._forward_pre_hooks)

@@ -192,7 +192,7 @@ class DeviceMixedPrecision(MixedPrecision):
         self.kwargs['enabled'] = dtype == torch.float16                      # bf16 has fp32's range: no loss scaling
         self.autocast, self.learn.scaler, self.scales = torch.autocast(dev, dtype=dtype), GradScaler(dev, **self.kwargs), L()
 
-# %% ../../nbs/03_callback.adversarial.ipynb #06f9fba5
+# %% ../../nbs/03_callback.adversarial.ipynb #9c4aacde
 def _groups(learn):
     if learn.opt is None: learn.create_opt()
     n = len(learn.opt.param_lists)
@@ -202,6 +202,7 @@ def _groups(learn):
 
 class _FrozenBNEval(Callback):
     "Keeps `bns` (BatchNorm layers of frozen groups) in eval mode while training, so their running statistics stay put"
+    # fastai's `BnFreeze` does the same for the whole model, but stops at a BatchNorm without affine parameters
     order = TrainEvalCallback.order + 1   # after its `model.train()`
     def __init__(self, bns): self.bns = bns
     def before_train(self):
