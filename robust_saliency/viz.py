@@ -161,54 +161,79 @@ def plot_epochs(cb, idx=(0,), methods=None, space=None, clip=99., alpha=0.7, siz
     fig.tight_layout()
     return fig
 
-# %% ../nbs/08_viz.ipynb #8ce3ba4b
+# %% ../nbs/08_viz.ipynb #6dda7dff
 class SaliencyExplorer:
     "ipywidgets explorer: pick image, method and model; shows the saliency overlay (CSS classes `rs-overlay`, `rs-image-index`, ...)"
     def __init__(self, models, x, methods=('gradient', 'smoothgrad', 'gradcam'), target=None, space=None, masks=None,
-                 scale=4, clip=99., alpha=0.6):
+                 scale=4, clip=99., alpha=0.6, classes=None):
         import ipywidgets as W
         self.models, self.methods = _named(models, 'models'), {k: get_method(v) for k, v in _named(methods, 'methods').items()}
-        self.x, self.space, self.masks, self.target, self.scale = check_images(x), space, masks, target, scale
+        self.x, self.space, self.masks, self.target, self.scale, self.classes = check_images(x), space, masks, target, scale, classes
+        self.multi = isinstance(target, Tensor) and target.ndim == 2
+        if self.multi and len(target) != len(self.x): raise ValueError(f"multi-hot `target` has {len(target)} rows for {len(self.x)} images")
         self.imgs, self._cache = to_image(self.x, space), {}
         self.image = W.IntSlider(value=0, min=0, max=len(self.x) - 1, description='image', continuous_update=False)
         self.method = W.Dropdown(options=list(self.methods), description='method')
         self.model = W.Dropdown(options=list(self.models), description='model')
         self.alpha = W.FloatSlider(value=alpha, min=0., max=1., step=0.05, description='opacity', continuous_update=False)
         self.clip = W.FloatSlider(value=clip, min=50., max=100., step=0.5, description='clip %', continuous_update=False)
+        self.cls = W.Dropdown(options=self._cls_options(0), description='class') if self.multi else None
         self.overlay = W.Image(format='png', layout=W.Layout(width=f'{self.imgs.shape[2] * scale}px'))
-        self.label = W.HTML()
-        for w, c in ((self.image, 'rs-image-index'), (self.method, 'rs-method'), (self.model, 'rs-model'),
+        self.label, self._busy = W.HTML(), False
+        for w, c in ((self.image, 'rs-image-index'), (self.method, 'rs-method'), (self.model, 'rs-model'), (self.cls, 'rs-class'),
                      (self.alpha, 'rs-alpha'), (self.clip, 'rs-clip'), (self.overlay, 'rs-overlay'), (self.label, 'rs-label')):
+            if w is None: continue
             w.add_class(c)
-            if w is not self.overlay and w is not self.label: w.observe(lambda ch: self.update(), names='value')
-        self.widget = W.VBox([W.HBox([self.image, self.model, self.method]), W.HBox([self.alpha, self.clip]), self.overlay, self.label])
+            if w not in (self.overlay, self.label, self.image): w.observe(lambda ch: self.update(), names='value')
+        self.image.observe(lambda ch: self._on_image(), names='value')
+        self.widget = W.VBox([W.HBox([self.image, self.model, self.method] + ([self.cls] if self.multi else [])),
+                              W.HBox([self.alpha, self.clip]), self.overlay, self.label])
         self.widget.add_class('rs-explorer')
         self.update()
 
-    def map(self, i, model, method) -> Tensor:
-        "Saliency map `[1,H,W]` of image `i` for `model` and `method` (names), cached"
-        key = (i, model, method)
+    def _cls_options(self, i):
+        "(name, class index) of image `i`'s positive findings; (`'predicted'`, -1) if it has none"
+        pos = (plain(self.target[i]) > 0).nonzero().flatten().tolist()
+        return [(str(self.classes[c]) if self.classes is not None else str(c), c) for c in pos] or [('predicted', -1)]
+
+    def _on_image(self):
+        "A new image: its own findings in the class dropdown (without a redraw per option change), then one redraw"
+        if self.multi:
+            self._busy = True
+            try: self.cls.options = self._cls_options(self.image.value)
+            finally: self._busy = False
+        self.update()
+
+    def map(self, i, model, method, cls=None) -> Tensor:
+        "Saliency map `[1,H,W]` of image `i` for `model` and `method` (names) and, with a multi-hot target, class `cls`; cached"
+        if self.multi and cls is None: cls = self._cls_options(i)[0][1]
+        key = (i, model, method, cls)
         if key not in self._cache:
             t = self.target
-            if isinstance(t, Tensor) and t.ndim >= 1: t = t[i:i + 1]
+            if self.multi: t = None if cls == -1 else torch.tensor([cls])
+            elif isinstance(t, Tensor) and t.ndim >= 1: t = t[i:i + 1]
             self._cache[key] = self.methods[method](self.models[model], self.x[i:i + 1], target=t, space=self.space)[0].cpu()
         return self._cache[key]
+
+    def _current(self): return self.image.value, self.model.value, self.method.value, self.cls.value if self.multi else None
 
     def render(self) -> np.ndarray:
         "The current overlay as an RGB array"
         i = self.image.value
         mk = None if self.masks is None else self.masks[i]
-        return overlay(self.imgs[i], self.map(i, self.model.value, self.method.value), clip=self.clip.value,
+        return overlay(self.imgs[i], self.map(*self._current()), clip=self.clip.value,
                        alpha=self.alpha.value, mask=mk, scale=self.scale)
 
     def update(self):
         "Redraw the overlay (called on every widget change)"
+        if self._busy: return
         from PIL import Image
         buf = io.BytesIO()
         Image.fromarray((self.render() * 255).round().astype(np.uint8)).save(buf, format='png')
         self.overlay.value = buf.getvalue()
-        m = self.map(self.image.value, self.model.value, self.method.value)
-        self.label.value = f"image {self.image.value} · {self.model.value} · {self.method.value} · max {m.abs().max().item():.3g}"
+        m = self.map(*self._current())
+        c = f" · {self.cls.label}" if self.multi else ''
+        self.label.value = f"image {self.image.value} · {self.model.value} · {self.method.value}{c} · max {m.abs().max().item():.3g}"
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 
