@@ -220,3 +220,14 @@ def test_chestxray14_errors(cxr):
     with pytest.raises(ValueError, match="Finding Labels"): chestxray14_dls(cxr, csv='bad2.csv')
     (cxr/'images'/'00000004_000.png').unlink()
     with pytest.raises(ValueError, match="00000004_000"): chestxray14_dls(cxr)
+
+def test_chestxray14_check_levels(cxr):
+    "ChestX-ray14 checks headers by default (verifying 45 GB of PNGs would read them all); check='full' verifies each file"
+    f = cxr/'images'/'00000003_000.png'
+    b = bytearray(f.read_bytes()); b[len(b) // 2] ^= 0xFF; f.write_bytes(bytes(b))   # a flipped byte: a bad chunk checksum
+    chestxray14_dls(cxr, size=32, bs=2)                                               # the header is intact
+    with pytest.raises(ValueError, match=r"unreadable image file .*00000003_000\.png"): chestxray14_dls(cxr, size=32, check='full')
+    f.write_bytes(b'not a png')
+    with pytest.raises(ValueError, match="00000003_000"): chestxray14_dls(cxr, size=32)   # a header check still reads headers
+    chestxray14_dls(cxr, size=32, bs=2, check=False)                                  # no check: found when read
+    with pytest.raises(ValueError, match="'full', 'header' or False"): chestxray14_dls(cxr, check='fast')
