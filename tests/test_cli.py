@@ -2,7 +2,7 @@
 import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
-from PIL import Image
+from conftest import write_cxr
 
 BIN = Path(sys.executable).parent/'robust-saliency'
 
@@ -72,14 +72,8 @@ def test_compare_robust_acc_scored_like_clean(tmp_path):
 LABELS = ['No Finding', 'Effusion', 'Nodule|Mass', 'Cardiomegaly', 'Effusion|Cardiomegaly']
 
 def cxr(d, n=30):
-    "A ChestX-ray14-format folder of `n` random images (boxes in the released 1024 px frame), one patient each, and no box"
-    (d/'images').mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(n): Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8), 'L').save(d/'images'/f'{i:08d}_000.png')
-    pd.DataFrame({'Image Index': [f'{i:08d}_000.png' for i in range(n)], 'Finding Labels': [LABELS[i % 5] for i in range(n)],
-                  'Patient ID': range(n), 'OriginalImage[Width': 1024, 'Height]': 1024}).to_csv(d/'Data_Entry_2017.csv', index=False)
-    pd.DataFrame(columns=['Image Index', 'Finding Label', 'Bbox [x', 'y', 'w', 'h]']).to_csv(d/'BBox_List_2017.csv', index=False)
-    return d
+    "A ChestX-ray14-format folder of `n` images, one patient each, and no box"
+    return write_cxr(d, [LABELS[i % 5] for i in range(n)], size=32)
 
 CXR = ['--size', '16', '--bs', '8', '--epochs', '1', '--steps', '1', '--methods', 'gradient']
 

@@ -5,15 +5,11 @@ from pathlib import Path
 from PIL import Image
 from robust_saliency.data import ham10000_dls, npz_dls, chestxray14_dls, annotations, HAM_CLASSES, CXR14_CLASSES
 from robust_saliency.core import InputSpace
+from conftest import write_img, write_cxr
 
 def snapshot(root):
     "Every file under `root` with its content hash: the loaders must not change any of it"
     return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(root.rglob('*')) if p.is_file()}
-
-def write_img(path, size=(40, 30), mode='RGB', seed=0):
-    rng = np.random.default_rng(seed)
-    shape = (size[1], size[0], 3) if mode == 'RGB' else (size[1], size[0])
-    Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode).save(path)
 
 @pytest.fixture
 def ham(tmp_path):
@@ -161,21 +157,10 @@ def test_npz(tmp_path):
 
 @pytest.fixture
 def cxr(tmp_path):
-    d = tmp_path/'cxr'; (d/'images').mkdir(parents=True)
     labs = ['No Finding', 'Effusion', 'Nodule|Mass', 'Cardiomegaly', 'Effusion|Cardiomegaly', 'No Finding'] * 3
-    rows = []
-    for i, l in enumerate(labs):
-        name = f'{i:08d}_000.png'
-        write_img(d/'images'/name, size=(64, 64), mode='L', seed=i)
-        rows.append({'Image Index': name, 'Finding Labels': l, 'Follow-up #': 0, 'Patient ID': i // 2, 'Patient Age': 40,
-                     'Patient Gender': 'F', 'View Position': 'PA',
-                     # as in the real release: the size of the original scan, not of the PNG (nor of the boxes' frame)
-                     'OriginalImage[Width': 2682, 'Height]': 2749, 'OriginalImagePixelSpacing[x': .143, 'y]': .143})
-    pd.DataFrame(rows).to_csv(d/'Data_Entry_2017.csv', index=False)
-    bb = pd.DataFrame([{'Image Index': '00000001_000.png', 'Finding Label': 'Effusion', 'Bbox [x': 8, 'y': 16, 'w': 32, 'h]': 16},
-                       {'Image Index': '00000002_000.png', 'Finding Label': 'Nodule', 'Bbox [x': 40, 'y': 8, 'w': 8, 'h]': 8}])
-    bb.to_csv(d/'BBox_List_2017.csv', index=False)
-    return d
+    return write_cxr(tmp_path/'cxr', labs, size=64, patients=[i // 2 for i in range(len(labs))],
+                     boxes=[{'Image Index': '00000001_000.png', 'Finding Label': 'Effusion', 'Bbox [x': 8, 'y': 16, 'w': 32, 'h]': 16},
+                            {'Image Index': '00000002_000.png', 'Finding Label': 'Nodule', 'Bbox [x': 40, 'y': 8, 'w': 8, 'h]': 8}])
 
 def test_chestxray14(cxr):
     before = snapshot(cxr)
