@@ -17,9 +17,9 @@ from .core import (plain, model_device, check_images, resolve_target, expand_mul
                                   as_space, preserve_state, set_bn_eval, fold_bn)
 
 # %% auto #0
-__all__ = ['reduce_map', 'multi_index', 'SaliencyMethod', 'Gradient', 'InputXGradient', 'SmoothGrad', 'VarGrad', 'ig_quadrature',
-           'IntegratedGradients', 'find_layer', 'GradCAM', 'GradCAMpp', 'CAM', 'CaptumMethod', 'method_names',
-           'register_method', 'get_method']
+__all__ = ['reduce_map', 'multi_index', 'SaliencyMethod', 'Gradient', 'InputXGradient', 'image_seeds', 'SmoothGrad', 'VarGrad',
+           'ig_quadrature', 'IntegratedGradients', 'find_layer', 'GradCAM', 'GradCAMpp', 'CAM', 'CaptumMethod',
+           'method_names', 'register_method', 'get_method']
 
 # %% ../nbs/04_saliency.ipynb #09bae454
 _reductions = ('abs_sum', 'abs_max', 'sum', 'l2', None)
@@ -138,7 +138,23 @@ class InputXGradient(Gradient):
     name = 'inputxgradient'
     def raw(self, model, xp, t, space): return xp * _input_grad(model, xp, t, space, self.channels_last)
 
-# %% ../nbs/04_saliency.ipynb #db26fda7
+# %% ../nbs/04_saliency.ipynb #e8a75b64
+_P = 2**31 - 1   # a prime: the image hash is a sum of products mod _P, exact in int64 on any device
+
+def _mix32(z: Tensor) -> Tensor:
+    "A bijective integer mix of int64 `z` (taken mod 2**32) into `[0, 2**32)`; every product stays below 2**63"
+    z = z % 2**32
+    z = ((z ^ (z >> 16)) * 0x2C1B3C6D) % 2**32
+    z = ((z ^ (z >> 12)) * 0x297A2D39) % 2**32
+    return z ^ (z >> 15)
+
+def image_seeds(x: Tensor, seed=0) -> Tensor:
+    "One seed per image in `[0, 2**31)` from `seed` and a hash of the image's float32 bits: same image, same seed, in any batch"
+    v = x.detach().flatten(1).float().contiguous().view(torch.int32).long() % _P
+    w = _mix32(torch.arange(v.shape[1], device=x.device) + 0x7F4A7C15) % _P + 1   # a pseudo-random weight per position
+    h = (v * w % _P).sum(1) % _P                              # products < 2**62, reduced before the sum: exact up to 2**32 values
+    return (h + int(seed) % _P * 1_000_003) % _P
+
 _default = object()
 
 class SmoothGrad(SaliencyMethod):
@@ -163,10 +179,8 @@ class SmoothGrad(SaliencyMethod):
     def _repr_args(self): return dict(base=self.base, n=self.n, sigma=self.sigma, kind=self.kind, chunk=self.chunk)
 
     def _per_image(self, xp):
-        "One noise seed per image (from `seed` and the image's index), plus the base's per-image tensors"
-        B = len(xp)
-        # < 2**31: the CPU generator keeps only the low 32 bits of a seed; seeds s and s+1 overlap only past 10**6 images
-        seeds = torch.randint(2**31, (B,)) if self.seed is None else (torch.arange(B) + (self.seed % 2**31) * 1_000_003) % 2**31
+        "One noise seed per image (from `seed` and the image's pixels), plus the base's per-image tensors"
+        seeds = torch.randint(2**31, (len(xp),)) if self.seed is None else image_seeds(xp, self.seed).cpu()
         return dict(seeds=seeds, **{f'base_{k}': v for k, v in self.base._per_image(xp).items()})   # seeds stay on the CPU: read as ints
 
     def raw(self, model, xp, t, space, seeds=None, **base_kw):
