@@ -206,12 +206,14 @@ def robust_accuracy(learn_or_model, dl, attack, n_batches=None, space=None):
     if n == 0: raise ValueError("`dl` yielded no batches")
     return (correct / n).item()
 
-# %% ../nbs/02_attacks.ipynb #72df1920
+# %% ../nbs/02_attacks.ipynb #cda57bec
 def _clean_xb(learn):
     "`learn.xb` as it was before `AdvTrainCallback` replaced it by adversarial examples (it keeps it in `learn.clean_xb`)"
     c = getattr(learn, 'clean_xb', None)
-    # `_adv_xb` ties `clean_xb` to this batch: a fit interrupted by an exception (no after_fit) can leave an old one behind
-    return c if c is not None and getattr(learn, '_adv_xb', None) is learn.xb else learn.xb
+    if c is None: return learn.xb
+    # `_adv_xb` ties `clean_xb` to this batch (a Learner's `clean_xb` checks that itself): a fit interrupted by an exception
+    # (no after_fit) can leave an old one behind
+    return c if getattr(learn, '_adv_xb', learn.xb) is learn.xb else learn.xb
 
 class RobustAccuracy(Metric):
     "fastai metric: accuracy under `attack` on the validation set (first `n_batches` batches if given)"

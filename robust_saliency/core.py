@@ -336,7 +336,7 @@ def fold_bn(model: nn.Module, x: Tensor | None = None) -> nn.Module:
         ent[3] = True
     return gm
 
-# %% ../nbs/00_core.ipynb #f794605a
+# %% ../nbs/00_core.ipynb #c84a6bb1
 class FitColumns:
     "Mixin for callbacks that add Recorder columns (metrics) for one fit, safe against fits that raise"
     def add_columns(self, cols):
@@ -354,9 +354,13 @@ class FitColumns:
         if getattr(learn, 'metrics', None) is not None:
             learn.metrics = [m for m in learn.metrics if getattr(m, '_rs_owner', None) is not self]
 
+    def detach_cleanup(self, learn):
+        "What to undo on `learn` when this callback leaves it (columns; subclasses add their per-fit state)"
+        self.drop_columns(learn)
+
     def __setattr__(self, k, v):
         # fastai detaches a callback by setting `learn = None`, also after a `fit(cbs=...)` that raised
         if k == 'learn':
             old = self.__dict__.get('learn')
-            if old is not None and v is not old: self.drop_columns(old)
+            if old is not None and v is not old: self.detach_cleanup(old)
         super().__setattr__(k, v)

@@ -33,7 +33,7 @@ class Watchdog:
 
     def __repr__(self): return f"Watchdog(attack={self.attack}, drop={self.drop}, action={self.action!r})"
 
-# %% ../../nbs/03_callback.adversarial.ipynb #8c0804fe
+# %% ../../nbs/03_callback.adversarial.ipynb #ba12d218
 def _kl(logits, p):
     "Per-sample KL(p || softmax(logits)) — TRADES' attack objective"
     return F.kl_div(F.log_softmax(logits.float(), 1), p, reduction='none').sum(1)
@@ -57,12 +57,19 @@ def _trades_kl(adv, clean, multi):
     return (F.binary_cross_entropy_with_logits(adv, p, reduction='none')
             - F.binary_cross_entropy_with_logits(clean, p, reduction='none')).sum(1).mean()
 
+def _same(o): "What a `_TradesLoss` unpickles to: the loss it wrapped"; return o
+
 class _TradesLoss:
     "Learner loss during a TRADES fit: `loss(clean, y) + beta·KL(clean || adv)` on training batches, the original loss elsewhere"
     def __init__(self, cb, lf): self.cb, self.lf = cb, lf
     def __getattr__(self, k):
         if k in ('cb', 'lf'): raise AttributeError(k)
         return getattr(self.lf, k)
+    def __setattr__(self, k, v):
+        # writes reach the wrapped loss too: fastai's `loss_not_reduced` (get_preds(with_loss=True)) sets `reduction`
+        if k in ('cb', 'lf'): object.__setattr__(self, k, v)
+        else: setattr(self.lf, k, v)
+    def __reduce__(self): return _same, (self.lf,)   # pickles (export) as the wrapped loss
     def __call__(self, pred, *yb):
         clean, learn = self.cb._clean, self.cb.learn
         # the clean logits belong to this training step only: never to validation or to a batch left by an interrupted fit
@@ -70,7 +77,7 @@ class _TradesLoss:
         kl = _trades_kl(pred, clean, multi=plain(yb[0]).ndim == 2)   # multi-hot targets: independent sigmoids
         return self.lf(clean, *yb) + self.cb.trades_beta * kl
 
-# %% ../../nbs/03_callback.adversarial.ipynb #6e801d7c
+# %% ../../nbs/03_callback.adversarial.ipynb #18e59278
 class AdvTrainCallback(FitColumns, Callback):
     "Train on adversarial examples from `attack` (Madry), a clean/adversarial `mix`, or with the TRADES loss"
     order = MixedPrecision.order + 1   # attack inside MixedPrecision's autocast: its forward passes get cheaper too
@@ -90,6 +97,18 @@ class AdvTrainCallback(FitColumns, Callback):
         store_attr(but='watchdog')
         self.watchdog = watchdog or None
         self._clean, self._fit, self.watchdog_events = None, False, []
+        self._clean_xb = self._adv_xb = self._wd_batch = self._good = None
+
+    def __getstate__(self):
+        # per-batch and per-fit tensors (batches, clean logits, a copy of the weights) never go into an exported Learner,
+        # also when a fit that raised (fastai then skips after_fit) left them behind
+        return {**self.__dict__, **dict.fromkeys(('_clean', '_clean_xb', '_adv_xb', '_wd_batch', '_good'))}
+
+    def detach_cleanup(self, learn):
+        "Leaving `learn` (also after a `fit(cbs=...)` that raised): drop the columns, the TRADES wrapper and the batches"
+        super().detach_cleanup(learn)
+        if isinstance(getattr(learn, 'loss_func', None), _TradesLoss): learn.loss_func = _base_loss(learn.loss_func)
+        self._clean = self._clean_xb = self._adv_xb = None
 
     def current_attack(self):
         "The attack at this point of training (eps ramped linearly from 0 over `ramp_epochs`)"
@@ -116,8 +135,9 @@ class AdvTrainCallback(FitColumns, Callback):
     def before_train(self): self._adv_sum, self._adv_n = 0., 0
 
     def before_batch(self):
-        # `clean_xb`: the clean batch, set only when `xb` is replaced (RobustAccuracy attacks it); `_adv_xb` marks that batch
-        self._clean = self.learn.clean_xb = self.learn._adv_xb = None
+        # `_clean_xb`: the clean batch, set only when `xb` is replaced (`learn.clean_xb`, which RobustAccuracy attacks);
+        # `_adv_xb` ties it to that batch
+        self._clean = self._clean_xb = self._adv_xb = None
         if not (self.training or (self.adv_valid and self._fit)) or hasattr(self.learn, 'gather_preds'): return
         x, y = plain(self.xb[0]), plain(self.yb[0])
         if self.training and self.watchdog and self._wd_batch is None and not hasattr(self.learn, 'lr_finder'):
@@ -136,14 +156,15 @@ class AdvTrainCallback(FitColumns, Callback):
             xa = att(self.model, x[:n], y[:n], self._space)
             if n < len(x): xa = torch.cat([xa, x[n:]])
         t = type(self.xb[0])
-        self.learn.clean_xb = self.xb
-        self.learn.xb = self.learn._adv_xb = (xa if t is Tensor else xa.as_subclass(t),) + tuple(self.xb[1:])
+        self._clean_xb = self.xb
+        self.learn.xb = self._adv_xb = (xa if t is Tensor else xa.as_subclass(t),) + tuple(self.xb[1:])
 
     def after_loss(self):
         if not self.training or not len(self.yb): return
         y = plain(self.yb[0])
         n = len(y) if self.trades_beta is not None else getattr(self, '_n_adv', len(y))
         with torch.no_grad(): l = per_sample_loss(plain(self.pred)[:n].detach(), y[:n])
+        if y.ndim == 2: l = l / y.shape[1]   # multi-hot: per_sample_loss sums BCE over labels, fastai's loss averages them
         self._adv_sum, self._adv_n = self._adv_sum + l.sum(), self._adv_n + len(l)
 
     def after_batch(self): self._clean = None
@@ -180,12 +201,30 @@ class AdvTrainCallback(FitColumns, Callback):
         self.drop_columns()
         if self.trades_beta is not None: self.learn.loss_func = self._lf
         self._fit, self._clean, self._wd_batch, self._good = False, None, None, None
-        self.learn.clean_xb = self.learn._adv_xb = None
+        self._clean_xb = self._adv_xb = None
 
-# %% ../../nbs/03_callback.adversarial.ipynb #13c0acd5
+@patch(as_prop=True)
+def clean_xb(self: Learner):
+    "The clean batch while an `AdvTrainCallback` has replaced `learn.xb` by adversarial examples, else None"
+    for cb in self.cbs:
+        if isinstance(cb, AdvTrainCallback) and cb._adv_xb is not None and cb._adv_xb is self.xb: return cb._clean_xb
+
+# %% ../../nbs/03_callback.adversarial.ipynb #7de65173
 class DeviceMixedPrecision(MixedPrecision):
     "fastai's `MixedPrecision` with autocast and `GradScaler` on the model's device (fastai's autocasts CUDA only)"
+    _entered = False
+    def _leave(self):
+        "Exit an autocast a batch that raised left entered (fastai skips `after_loss` then)"
+        if self._entered: self._entered = False; self.autocast.__exit__(None, None, None)
+    def __setattr__(self, k, v):
+        if k == 'learn' and v is not self.__dict__.get('learn'): self._leave()   # detached, also after a fit that raised
+        super().__setattr__(k, v)
+    def before_batch(self): self._leave(); super().before_batch(); self._entered = True
+    def after_loss(self): self._entered = False; super().after_loss()
+    def after_fit(self): self._leave(); super().after_fit()
+
     def before_fit(self):
+        self._leave()
         dev = next(self.model.parameters(), torch.empty(0)).device.type   # TrainEvalCallback (order -10) moved it already
         if dev == 'cuda': return super().before_fit()
         dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16

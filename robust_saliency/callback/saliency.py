@@ -19,8 +19,14 @@ from ..metrics import gini, pointing_game, mask_auc
 # %% auto #0
 __all__ = ['SaliencyCallback']
 
-# %% ../../nbs/06_callback.saliency.ipynb #2f7aa94d
+# %% ../../nbs/06_callback.saliency.ipynb #5b586ec2
 def _mean(v): return v.float().mean().item()
+def _own(t): return None if t is None else plain(t).clone()   # a slice would keep (and `export` pickle) its whole base
+
+def _inference(learn):
+    "Is `learn` in `get_preds`/`predict`/`validate`? They fire before_fit/after_fit too, but never train"
+    lock = getattr(learn, 'lock', None)     # fastai's `validation_context` holds it, `get_preds` adds `gather_preds`
+    return hasattr(learn, 'gather_preds') or (lock is not None and lock.locked())
 
 class SaliencyCallback(FitColumns, Callback):
     "Track saliency maps of a fixed probe set during training: sharpness/localisation as Recorder columns, maps per epoch"
@@ -28,14 +34,16 @@ class SaliencyCallback(FitColumns, Callback):
     def __init__(self, x=None, y=None, masks=None, methods='gradient', target='label', every=1, n=16, pixel=True,
                  initial=True, keep_maps=True, verbose=True):
         self.methods = _named_methods(methods)
-        if x is not None: x = check_images(x, 'x')
+        if x is not None: x = _own(check_images(x, 'x'))
+        if isinstance(y, Tensor): y = _own(y)
         if masks is not None:
-            masks = plain(masks)
+            masks = _own(masks)
             if x is not None and (masks.shape[0] != x.shape[0] or masks.shape[-2:] != x.shape[-2:]):
                 raise ValueError(f"`masks` {tuple(masks.shape)} must have one [1,H,W] mask per probe image {tuple(x.shape)}")
         if target == 'label' and x is not None and y is None: target = None
         if not isinstance(every, int) or every < 1: raise ValueError(f"`every` must be a positive int (epochs), got {every!r}")
         store_attr('x,y,masks,target,every,n,pixel,initial,keep_maps,verbose')
+        self._t_epoch, self._hist = None, None
 
     @classmethod
     def from_annotations(cls, dls, n=16, split='valid', mask='disc_mask', **kwargs):
@@ -50,21 +58,26 @@ class SaliencyCallback(FitColumns, Callback):
         return [f'{k}_{c}' for k in self.methods for c in cols]
 
     def before_fit(self):
-        self.run = not hasattr(self.learn, 'lr_finder')     # stay quiet during `lr_find`
+        # stay out of `lr_find` and of `get_preds`/`predict`/`validate` (an exported learner has no data); fastai
+        # skips our other events while `run` is False and resets it after the fit, also after one nested in a fit
+        self.run = not (hasattr(self.learn, 'lr_finder') or _inference(self.learn))
         if not self.run: return
-        space = as_space(self.dls)
+        self.values, self._fresh, self._t_epoch = {}, True, None
+        cols = [ValueMetric(self._getter(c), c) for c in self._columns()]
+        self.add_columns(cols)   # also drops columns a fit that raised (no after_fit) left behind
+
+    def _probe(self):
+        "Set the probe set `_x`, `_y` (model space) and `_space` from `learn.dls`"
+        self._space = space = as_space(self.dls)
         if self.x is None:
             xb, yb = self.dls.valid.one_batch()
-            self._x, self._y = plain(xb[:self.n]), plain(yb[:self.n])
+            self._x, self._y = _own(xb[:self.n]), _own(yb[:self.n])
             if self.masks is not None and self.masks.shape[0] != len(self._x):
                 raise ValueError(f"`masks` has {self.masks.shape[0]} masks for {len(self._x)} probe images")
         else:
             dev = model_device(self.model)
             self._x = space.to_model(self.x.to(dev)) if self.pixel else self.x.to(dev)
             self._y = None if self.y is None else plain(self.y).to(dev)
-        self._space, self.values, self._fresh, self._t_epoch = space, {}, True, None
-        cols = [ValueMetric(self._getter(c), c) for c in self._columns()]
-        self.add_columns(cols)   # also drops columns a fit that raised (no after_fit) left behind
 
     def _getter(self, col): return lambda: self.values.get(col, float('nan'))
 
@@ -96,6 +109,9 @@ class SaliencyCallback(FitColumns, Callback):
         if not self.run: return
         if self._fresh:
             self.maps, self.times, self.epoch_times, self._fresh = {}, [], [], False    # each fit starts afresh
+            self._probe()       # here, not in before_fit: `tta` fires before_fit but never trains
+            rec = self.learn.recorder   # its rows of this fit: `validate`/`get_preds` give the Recorder new lists
+            self._hist = (list(rec.metric_names[1:-1] if rec.add_time else rec.metric_names[1:]), rec.values)
             if self.initial: self._extract(-1)
         self.values, self._t_epoch = {}, time.perf_counter()
 
@@ -109,6 +125,7 @@ class SaliencyCallback(FitColumns, Callback):
     def after_fit(self):
         if not self.run: return
         self.drop_columns()   # only our own: another SaliencyCallback's stay until its own after_fit
+        if self._hist is not None: self._hist = (self._hist[0], [list(r) for r in self._hist[1]])   # keep a copy
         if self.verbose and self.times and not self._fresh: print(self.overhead_summary())
 
     def overhead_summary(self):
@@ -119,7 +136,8 @@ class SaliencyCallback(FitColumns, Callback):
 
     @property
     def history(self):
-        "A DataFrame of the logged columns per epoch (from the Recorder)"
+        "A DataFrame of the Recorder's columns per epoch of the last fit (so far, during one); None before any fit"
         import pandas as pd
-        rec = self.learn.recorder
-        return pd.DataFrame(rec.values, columns=rec.metric_names[1:len(rec.values[0]) + 1])
+        if self._hist is None: return None
+        cols, rows = self._hist
+        return pd.DataFrame([dict(zip(cols, r)) for r in rows], columns=cols)
