@@ -77,7 +77,7 @@ class _TradesLoss:
         kl = _trades_kl(pred, clean, multi=plain(yb[0]).ndim == 2)   # multi-hot targets: independent sigmoids
         return self.lf(clean, *yb) + self.cb.trades_beta * kl
 
-# %% ../../nbs/03_callback.adversarial.ipynb #18e59278
+# %% ../../nbs/03_callback.adversarial.ipynb #b463f9d4
 class AdvTrainCallback(FitColumns, Callback):
     "Train on adversarial examples from `attack` (Madry), a clean/adversarial `mix`, or with the TRADES loss"
     order = MixedPrecision.order + 1   # attack inside MixedPrecision's autocast: its forward passes get cheaper too
@@ -97,12 +97,12 @@ class AdvTrainCallback(FitColumns, Callback):
         store_attr(but='watchdog')
         self.watchdog = watchdog or None
         self._clean, self._fit, self.watchdog_events = None, False, []
-        self._clean_xb = self._adv_xb = self._wd_batch = self._good = None
 
-    def __getstate__(self):
-        # per-batch and per-fit tensors (batches, clean logits, a copy of the weights) never go into an exported Learner,
-        # also when a fit that raised (fastai then skips after_fit) left them behind
-        return {**self.__dict__, **dict.fromkeys(('_clean', '_clean_xb', '_adv_xb', '_wd_batch', '_good'))}
+    # per-batch and per-fit tensors (batches, clean logits, a copy of the weights) never go into an exported Learner,
+    # also when a fit that raised (fastai then skips after_fit) left them behind: fastai's `Stateful` drops them when
+    # pickling, and these class defaults stand in after loading
+    _stateattrs = ('_clean', '_clean_xb', '_adv_xb', '_wd_batch', '_good')
+    _clean = _clean_xb = _adv_xb = _wd_batch = _good = None
 
     def detach_cleanup(self, learn):
         "Leaving `learn` (also after a `fit(cbs=...)` that raised): drop the columns, the TRADES wrapper and the batches"
