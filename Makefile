@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lab export clean-nbs browser
+.PHONY: demo test lab docs export clean-nbs browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP) browser
 ## make lab: JupyterLab on nbs/
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=nbs
+
+## make docs: the documentation site in _docs/ (nbdev-docs with Quarto on PATH; offline Sphinx render without it)
+docs: $(STAMP)
+	@if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev-docs; else $(BIN)/python tools/docs.py build; fi
+	@echo "open _docs/index.html"
 
 export: $(STAMP)
 	$(BIN)/nbdev-export

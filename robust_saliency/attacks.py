@@ -1,4 +1,4 @@
-"""FGSM and PGD (L∞ / L2, restarts, early stop) in pixel space for models that consume normalized input, and robust accuracy.
+"""FGSM, PGD and regularized PGD for models that consume normalized input, with budgets and clamping in pixel space, and robust accuracy as a function and as a fastai metric.
 
 Docs: https://robust-saliency.github.io/robust_saliency/attacks.html.md"""
 
@@ -6,12 +6,15 @@ Docs: https://robust-saliency.github.io/robust_saliency/attacks.html.md"""
 
 # %% ../nbs/02_attacks.ipynb #9cb09dd3
 from __future__ import annotations
+from typing import Optional, Union, Callable, Literal, Iterable
 import copy
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.basics import store_attr
-from fastai.learner import Metric
+from fastcore.meta import delegates
+from fastai.data.core import DataLoaders
+from fastai.learner import Metric, Learner
 from .core import (plain, check_images, check_eps, per_sample_loss, InputSpace, as_space,
                                   preserve_state, set_bn_eval, model_device, fold_bn)
 
@@ -33,8 +36,19 @@ def _rownorm(t): return t.flatten(1).norm(dim=1).view(-1, *[1]*(t.ndim-1))
 # %% ../nbs/02_attacks.ipynb #9c6b9e8f
 class PGD:
     "Projected gradient descent (Madry et al. 2018) in pixel space: `attack(model, x, y, space=None)` -> `x_adv` (model space)"
-    def __init__(self, eps, steps=10, norm='linf', step_size=None, random_start=True, restarts=1, targeted=False,
-                 loss=None, bn_eval=True, early_stop=False, fold_bn=True):
+    def __init__(self,
+                 eps:float, # radius of the ball in pixel units (e.g. 8/255 for L∞, 3.0 for L2 at 224 px)
+                 steps:int=10, # gradient steps per restart
+                 norm:Literal["linf", "l2"]='linf', # the ball: L∞ (signed steps) or L2 (normalized-gradient steps)
+                 step_size:Optional[float]=None, # step length in pixel units; None: Madry's 2.5·eps/steps
+                 random_start:bool=True, # start each restart from a uniform point in the ball
+                 restarts:int=1, # independent random starts; per sample, the one with the highest loss is kept
+                 targeted:bool=False, # `y` are target classes: the attack descends their loss
+                 loss:Optional[Callable]=None, # `loss(logits, y)` -> [B]; None: cross-entropy, BCE for multi-hot `y`
+                 bn_eval:bool=True, # BatchNorm in eval mode during the attack; False keeps its training mode
+                 early_stop:bool=False, # freeze each sample once it succeeds and drop it from later passes
+                 fold_bn:bool=True, # run the passes with eval-mode BatchNorm folded into the convolutions
+                ):
         eps = check_eps(eps)
         if norm not in ('linf', 'l2'): raise ValueError(f"`norm` must be 'linf' or 'l2', got {norm!r}")
         for n, v in (('steps', steps), ('restarts', restarts)):
@@ -51,7 +65,9 @@ class PGD:
         "Step size in pixel units: `step_size`, or Madry's 2.5·eps/steps"
         return self.step_size if self.step_size is not None else 2.5 * self.eps / self.steps
 
-    def scaled(self, f):
+    def scaled(self,
+               f:float, # factor for `eps` (and for an explicit `step_size`)
+              )->PGD:
         "A copy with `eps` (and an explicit `step_size`) multiplied by `f` — used by eps ramps"
         a = copy.copy(self)
         a.eps = self.eps * f
@@ -65,14 +81,20 @@ class PGD:
             if getattr(self, k) != d: s += f", {k}={getattr(self, k)}"
         return s + (f", loss={getattr(self.loss, '__name__', self.loss)}" if self.loss is not None else "") + ")"
 
-    def objective(self, logits, y):
+    def objective(self,
+                  logits:Tensor, # model output [B,C]
+                  y:Tensor, # labels, or targets if `targeted`
+                 )->Tensor: # [B]
         "Per-sample quantity the attack ascends: the loss (untargeted) or minus the loss towards `y` (targeted)"
         l = per_sample_loss(logits, y) if self.loss is None else self.loss(logits, y)
         if not isinstance(l, Tensor) or l.shape != logits.shape[:1]:
             raise ValueError(f"`loss` must return one value per sample (shape [{logits.shape[0]}]), got {getattr(l, 'shape', type(l))}")
         return -l if self.targeted else l
 
-    def success(self, logits, y):
+    def success(self,
+                logits:Tensor, # model output [B,C]
+                y:Tensor, # labels, or targets if `targeted`
+               )->Tensor: # bool [B]
         "Per-sample bool: misclassified (untargeted) or predicted as `y` (targeted); multi-hot: any (all) labels flipped"
         pred = (logits > 0).to(y.dtype) if y.ndim == 2 else logits.argmax(1)
         hit = (pred == y).all(1) if y.ndim == 2 else pred == y
@@ -128,7 +150,12 @@ class PGD:
             if len(rows) == 0: break
         return delta, fooled
 
-    def __call__(self, model, x, y, space=None):
+    def __call__(self,
+                 model:nn.Module, # the classifier: model-space input -> logits
+                 x:Tensor, # images [B,C,H,W] in model space
+                 y:Tensor, # labels [B] or multi-hot [B,C]; target classes if `targeted`
+                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # the normalization; None: identity
+                )->Tensor: # adversarial images [B,C,H,W] in model space
         "Adversarial version of `x` (model space) against labels (or targets, if `targeted`) `y`"
         x = check_images(x)
         y = plain(y)
@@ -171,9 +198,15 @@ class PGD:
         return (x + best * istd).detach()
 
 # %% ../nbs/02_attacks.ipynb #32ce6c25
+@delegates(but=['steps'])   # PGD's other options
 class FGSM(PGD):
     "Fast gradient sign method; with `random_start=True` it is FGSM-RS (Wong et al. 2020, default step 1.25·eps)"
-    def __init__(self, eps, random_start=False, step_size=None, norm='linf', **kwargs):
+    def __init__(self,
+                 eps:float, # radius of the ball in pixel units
+                 random_start:bool=False, # FGSM-RS: start from a uniform point in the ball
+                 step_size:Optional[float]=None, # None: `eps`, or 1.25·eps with `random_start`
+                 norm:Literal["linf", "l2"]='linf', # the ball: L∞ (signed step) or L2 (normalized-gradient step)
+                 **kwargs):
         super().__init__(eps, steps=1, norm=norm, step_size=step_size, random_start=random_start, **kwargs)
 
     @property
@@ -186,7 +219,12 @@ def _acc(logits, y):
     "Per-sample correctness (multi-hot: fraction of labels right at threshold 0.5)"
     return ((logits > 0).to(y.dtype) == y).float().mean(1) if y.ndim == 2 else (logits.argmax(1) == y).float()
 
-def robust_accuracy(learn_or_model, dl, attack, n_batches=None, space=None):
+def robust_accuracy(learn_or_model:Union[Learner, nn.Module], # a Learner (space from its `dls`) or a bare model
+                    dl:Iterable, # batches `(x, y)` in model space, e.g. `dls.valid`
+                    attack:Callable, # `attack(model, x, y, space)` -> adversarial `x`, e.g. `PGD(8/255)`
+                    n_batches:Optional[int]=None, # attack the first `n_batches` batches only; None: all
+                    space:Union[InputSpace, DataLoaders, Learner, None]=None, # None: the Learner's, else `dl`'s, else identity
+                   )->float: # accuracy on the adversarial images, in [0,1]
     "Accuracy of the model on `attack(model, x, y)` over `dl` (first `n_batches` batches if given)"
     if n_batches is not None and (not isinstance(n_batches, int) or n_batches < 1):
         raise ValueError(f"`n_batches` must be None or an int >= 1, got {n_batches!r}")
@@ -217,14 +255,21 @@ def _clean_xb(learn):
 
 class RobustAccuracy(Metric):
     "fastai metric: accuracy under `attack` on the validation set (first `n_batches` batches if given)"
-    def __init__(self, attack, n_batches=None, name='robust_acc'):
+    def __init__(self,
+                 attack:Callable, # `attack(model, x, y, space)`, e.g. `PGD(8/255, steps=10)`
+                 n_batches:Optional[int]=None, # validation batches attacked per epoch; None: all
+                 name:str='robust_acc', # the column's name in the fit table
+                ):
         store_attr('attack,n_batches')
         self._name = name
         self.reset()
     @property
     def name(self): return self._name
     def reset(self): self.correct, self.total, self.nb = 0., 0, 0
-    def accumulate(self, learn):
+    def accumulate(self,
+                   learn:Learner, # the Learner, after a validation batch
+                  ):
+        "Attack the batch's clean images and count the correct predictions on them"
         if self.n_batches is not None and self.nb >= self.n_batches: return
         self.nb += 1
         x, y = plain(_clean_xb(learn)[0]), plain(learn.yb[0])
@@ -236,14 +281,25 @@ class RobustAccuracy(Metric):
     def value(self): return self.correct / self.total if self.total else None
 
 # %% ../nbs/02_attacks.ipynb #0dbdc486
-def tv_penalty(d: Tensor) -> Tensor:
+def tv_penalty(d:Tensor, # perturbations [B,C,H,W]
+              )->Tensor: # [B]
     "Anisotropic total variation of `d` `[B,C,H,W]` summed per sample (all channels) -> `[B]`"
     return ((d[..., 1:, :] - d[..., :-1, :]).abs().flatten(1).sum(1) +
             (d[..., :, 1:] - d[..., :, :-1]).abs().flatten(1).sum(1))
 
+@delegates(but=['early_stop'])   # PGD's other options
 class RegularizedPGD(PGD):
     "PGD ascending `loss - l1·‖δ‖₁ - tv·TV(δ)` by proximal steps, so the perturbation is sparse and smooth (Shoshan & Ratner 2018)"
-    def __init__(self, eps, steps=20, norm='l2', l1=0., tv=0., kappa=None, step_size=None, random_start=False, **kwargs):
+    def __init__(self,
+                 eps:float, # radius of the ball in pixel units
+                 steps:int=20, # proximal gradient steps
+                 norm:Literal["linf", "l2"]='l2', # the ball, and how each step's gradient is normalized
+                 l1:float=0., # weight of ‖δ‖₁ (sparsity)
+                 tv:float=0., # weight of TV(δ) (smoothness)
+                 kappa:Optional[float]=None, # ascend the Carlini–Wagner margin clipped at `kappa`; None: the loss
+                 step_size:Optional[float]=None, # step length in pixel units; None: 2.5·eps/steps
+                 random_start:bool=False, # start from a uniform point in the ball
+                 **kwargs):
         if kwargs.get('early_stop'): raise ValueError("RegularizedPGD keeps refining the perturbation after the decision flips; `early_stop` is not supported")
         super().__init__(eps, steps=steps, norm=norm, step_size=step_size, random_start=random_start, **kwargs)
         self.l1, self.tv = check_eps(l1, 'l1'), check_eps(tv, 'tv')
@@ -251,7 +307,10 @@ class RegularizedPGD(PGD):
 
     def __repr__(self): return super().__repr__()[:-1] + f", l1={self.l1:.4g}, tv={self.tv:.4g}" + (f", kappa={self.kappa:.4g})" if self.kappa is not None else ")")
 
-    def objective(self, logits, y):
+    def objective(self,
+                  logits:Tensor, # model output [B,C]
+                  y:Tensor, # labels [B], or targets if `targeted`
+                 )->Tensor: # [B]
         "The loss (or, with `kappa`, the margin `max_{j≠y} z_j − z_y` clipped at `kappa`) the attack ascends"
         if self.kappa is None or self.loss is not None: return super().objective(logits, y)
         if y.ndim != 1: raise ValueError("`kappa` (margin loss) needs class-index labels `[B]`, not multi-hot targets")
@@ -260,7 +319,9 @@ class RegularizedPGD(PGD):
         other = logits.scatter(1, y[:, None].long(), -float('inf')).amax(1)
         return (zy - other if self.targeted else other - zy).clamp(max=self.kappa)
 
-    def penalty(self, d: Tensor) -> Tensor:
+    def penalty(self,
+                d:Tensor, # perturbations [B,C,H,W] in pixel space
+               )->Tensor: # [B]
         "The regulariser `l1·‖d‖₁ + tv·TV(d)` per sample (pixel space)"
         return self.l1 * d.abs().flatten(1).sum(1) + self.tv * tv_penalty(d)
 

@@ -1,4 +1,4 @@
-"""Input space (pixel ↔ model), model-state safety, and the input checks every module shares.
+"""Convert images between pixel space and the normalized space a model consumes, leave every model exactly as it was found, and validate inputs with errors that say how to fix them.
 
 Docs: https://robust-saliency.github.io/robust_saliency/core.html.md"""
 
@@ -6,33 +6,43 @@ Docs: https://robust-saliency.github.io/robust_saliency/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #15cee8df
 from __future__ import annotations
+from typing import Optional, Union, Callable, Literal, Sequence
 import contextlib, weakref
 from copy import deepcopy as _deepcopy   # (a star import of fastai in the notebook rebinds `copy`)
 import torch
 import torch.fx
 from torch import nn, Tensor
 from fastcore.basics import store_attr
+from fastai.data.core import DataLoaders
+from fastai.data.load import DataLoader
+from fastai.data.transforms import Normalize
+from fastai.learner import Learner
 
 # %% auto #0
 __all__ = ['plain', 'model_device', 'check_images', 'check_eps', 'Target', 'resolve_target', 'expand_multi', 'per_sample_loss',
            'InputSpace', 'as_space', 'preserve_state', 'set_bn_eval', 'small_cnn', 'fold_bn', 'FitColumns']
 
 # %% ../nbs/00_core.ipynb #ac496dac
-def plain(x):
+def plain(x, # a tensor (a fastai subclass or not), a tuple/list of them, or any other object
+         ):
     "`x` as a plain `torch.Tensor` (fastai subclasses stripped); tuples/lists handled elementwise; other objects unchanged"
     if isinstance(x, Tensor): return x if type(x) is Tensor else x.as_subclass(Tensor)
     if isinstance(x, (tuple, list)): return type(x)(plain(o) for o in x)
     return x
 
 # %% ../nbs/00_core.ipynb #496bad9e
-def model_device(model: nn.Module) -> torch.device:
+def model_device(model:nn.Module, # any module
+                )->torch.device:
     "Device of the first parameter or buffer of `model` (CPU when it has none)"
     for t in model.parameters(): return t.device
     for t in model.buffers(): return t.device
     return torch.device('cpu')
 
 # %% ../nbs/00_core.ipynb #5e0bdbb5
-def check_images(x, name='x', finite=True) -> Tensor:
+def check_images(x:Tensor, # image batch [B,C,H,W] of floats
+                 name:str='x', # the argument's name, for the error message
+                 finite:bool=True, # also reject NaN/Inf pixels
+                )->Tensor: # `x` as a plain tensor
     "Validate an image batch `[B,C,H,W]` of floats (finite unless `finite=False`) and return it as a plain tensor"
     if not isinstance(x, Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor of shape [B,C,H,W], got {type(x).__name__}; "
@@ -50,7 +60,9 @@ def check_images(x, name='x', finite=True) -> Tensor:
     return x
 
 # %% ../nbs/00_core.ipynb #96c85dca
-def check_eps(eps, name='eps') -> float:
+def check_eps(eps:float, # perturbation budget (a number or a 0-d tensor) in pixel units
+              name:str='eps', # the argument's name, for the error message
+             )->float:
     "Validate a non-negative finite perturbation budget"
     if isinstance(eps, Tensor): eps = eps.item()
     if not isinstance(eps, (int, float)) or isinstance(eps, bool):
@@ -62,10 +74,15 @@ def check_eps(eps, name='eps') -> float:
 # %% ../nbs/00_core.ipynb #14919237
 class Target:
     "A resolved target: `kind` is 'index' (`value` LongTensor [B]), 'multi' (float [B,C]) or 'fn' (callable)"
-    def __init__(self, kind, value): store_attr()
+    def __init__(self,
+                 kind:Literal["index", "multi", "fn"], # which of the three normal forms
+                 value:Union[Tensor, Callable], # class indices [B], multi-hot [B,C], or `fn(logits)` -> [B]
+                ): store_attr()
     def __repr__(self): return f"Target({self.kind}, {self.value if self.kind=='fn' else tuple(self.value.shape)})"
 
-    def score(self, logits: Tensor) -> Tensor:
+    def score(self,
+              logits:Tensor, # model output [B,C]
+             )->Tensor: # [B]
         "Per-sample scalar to differentiate: the target logit, the sum of positive logits, or `fn(logits)`"
         if self.kind == 'index': return logits.gather(1, self.value[:, None].to(logits.device))[:, 0]
         if self.kind == 'multi': return (logits * self.value.to(logits)).sum(1)
@@ -76,7 +93,9 @@ class Target:
         return s
 
 # %% ../nbs/00_core.ipynb #db06e4a7
-def resolve_target(target, logits: Tensor) -> Target:
+def resolve_target(target:Union[None, int, Tensor, Callable], # any of the forms above; None: predicted class
+                   logits:Tensor, # the model's output [B,C] for the batch
+                  )->Target:
     "Resolve `target` (None/int/LongTensor[B]/multi-hot[B,C]/callable) against `logits` [B,C], with clear errors"
     if logits.ndim != 2: raise ValueError(f"expected model output of shape [B,C] (logits), got {tuple(logits.shape)}")
     B, C = logits.shape
@@ -104,7 +123,9 @@ def resolve_target(target, logits: Tensor) -> Target:
     return Target('index', target.long())
 
 # %% ../nbs/00_core.ipynb #5bdfa928
-def expand_multi(x: Tensor, t: Target):
+def expand_multi(x:Tensor, # images [B,C,H,W]
+                 t:Target, # a resolved target; only a 'multi' one is expanded
+                )->tuple: # (rows of `x`, their index `Target`, the source image of each row)
     "For a 'multi' target: rows of `x` repeated per positive class, their class indices, and the source image index"
     if t.kind != 'multi': return x, t, torch.arange(x.shape[0], device=x.device)
     img, cls = (t.value > 0).nonzero(as_tuple=True)
@@ -112,7 +133,9 @@ def expand_multi(x: Tensor, t: Target):
     return x[img], Target('index', cls), img
 
 # %% ../nbs/00_core.ipynb #3178c311
-def per_sample_loss(logits: Tensor, y: Tensor) -> Tensor:
+def per_sample_loss(logits:Tensor, # model output [B,C]
+                    y:Tensor, # class indices [B] or multi-hot targets [B,C]
+                   )->Tensor: # one loss per sample [B]
     "Per-sample loss [B]: cross-entropy for class indices [B], BCE-with-logits summed over classes for multi-hot [B,C]"
     logits, y = plain(logits).float(), plain(y)
     if y.ndim == 2: return nn.functional.binary_cross_entropy_with_logits(logits, y.to(logits), reduction='none').sum(1)
@@ -121,7 +144,10 @@ def per_sample_loss(logits: Tensor, y: Tensor) -> Tensor:
 # %% ../nbs/00_core.ipynb #8fa77a21
 class InputSpace:
     "Pixel space [0,1] <-> model space (`(x-mean)/std`); identity when built without mean/std"
-    def __init__(self, mean=None, std=None):
+    def __init__(self,
+                 mean:Union[float, Sequence[float], Tensor, None]=None, # per-channel mean, pixel units; None: identity
+                 std:Union[float, Sequence[float], Tensor, None]=None, # per-channel std (> 0); None: identity
+                ):
         if (mean is None) != (std is None): raise ValueError("give both `mean` and `std`, or neither (identity space)")
         if mean is not None:
             mean, std = (torch.as_tensor(plain(o), dtype=torch.float32).flatten() for o in (mean, std))
@@ -134,10 +160,11 @@ class InputSpace:
     def is_identity(self): return self.mean is None
 
     @classmethod
-    def from_dls(cls, dls, required=False):
+    def from_dls(cls,
+                 dls:Union[DataLoaders, DataLoader], # the data; the (training) loader's `after_batch` is read
+                 required:bool=False, # raise when there is no `Normalize` instead of giving the identity
+                )->InputSpace:
         "Space read from fastai's `Normalize` in `dls.after_batch` (identity if none, or an error if `required`)"
-        from fastai.data.transforms import Normalize
-        from fastai.data.core import DataLoaders
         # a single DataLoader carries its own transforms (its `.train` would reach through to the dataset's split)
         dl = dls.train if isinstance(dls, DataLoaders) else dls
         tfms = getattr(getattr(dl, 'after_batch', None), 'fs', [])
@@ -154,12 +181,16 @@ class InputSpace:
             raise ValueError(f"InputSpace has {self.mean.shape[1]} channels, the images have {x.shape[1]}")
         return self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
 
-    def to_pixel(self, x: Tensor) -> Tensor:
+    def to_pixel(self,
+                 x:Tensor, # images [B,C,H,W] in model space
+                )->Tensor: # the same images in pixel space
         "Model-space tensor -> pixel space"
         if self.is_identity: return x
         m, s = self._ms(x); return x * s + m
 
-    def to_model(self, x: Tensor) -> Tensor:
+    def to_model(self,
+                 x:Tensor, # images [B,C,H,W] in pixel space [0,1]
+                )->Tensor: # the same images in model space
         "Pixel-space tensor -> model space"
         if self.is_identity: return x
         m, s = self._ms(x); return (x - m) / s
@@ -169,7 +200,8 @@ class InputSpace:
         return f"InputSpace(mean={[round(v,4) for v in self.mean.flatten().tolist()]}, std={[round(v,4) for v in self.std.flatten().tolist()]})"
 
 # %% ../nbs/00_core.ipynb #695abcf8
-def as_space(space) -> InputSpace:
+def as_space(space:Union[InputSpace, DataLoaders, Learner, None], # None: identity; else read from its `Normalize`
+            )->InputSpace:
     "`space` as an `InputSpace`: None -> identity, a `DataLoaders`/`Learner` -> read from its `Normalize`"
     if space is None: return InputSpace()
     if isinstance(space, InputSpace): return space
@@ -182,7 +214,8 @@ _hook_dicts = ('_forward_hooks', '_forward_pre_hooks', '_backward_hooks', '_back
                '_forward_pre_hooks_with_kwargs', '_forward_hooks_always_called', '_state_dict_hooks', '_load_state_dict_pre_hooks')
 
 @contextlib.contextmanager
-def preserve_state(model: nn.Module):
+def preserve_state(model:nn.Module, # the model to give back as it was found
+                  ):
     "Restore `training` flags, `requires_grad`, `.grad` and hook dicts of `model` on exit, also after an exception"
     mods = list(model.modules())
     params = list(model.parameters())
@@ -206,7 +239,9 @@ def preserve_state(model: nn.Module):
             elif p._backward_hooks.keys() != ph.keys(): p._backward_hooks.clear(); p._backward_hooks.update(ph)
 
 # %% ../nbs/00_core.ipynb #23b39642
-def set_bn_eval(model: nn.Module, bn_eval=True):
+def set_bn_eval(model:nn.Module, # the model, changed in place
+                bn_eval:bool=True, # BatchNorm in eval mode too; False keeps BatchNorm layers as they are
+               )->nn.Module:
     "Put `model` in eval mode; with `bn_eval=False` keep BatchNorm layers in their current (train) mode. Use inside `preserve_state`"
     if bn_eval: return model.eval()
     for m in model.modules():
@@ -226,7 +261,12 @@ def _same_state(a, b):
             all((g is None and h is None) or (g is not None and h is not None and torch.equal(g, h)) for g, h in zip(a[2], b[2])))
 
 # %% ../nbs/00_core.ipynb #74182057
-def small_cnn(n_in=3, n_out=2, nf=16, depth=3, bn=True):
+def small_cnn(n_in:int=3, # input channels
+              n_out:int=2, # number of outputs (logits)
+              nf:int=16, # channels of the first block, doubled in each following block
+              depth:int=3, # conv-BN-ReLU blocks
+              bn:bool=True, # BatchNorm after each convolution (then convolutions have no bias)
+             )->nn.Sequential:
     "`depth` conv-BN-ReLU blocks (stride 2 after the first), global average pooling, linear head"
     layers, c = [], n_in
     for i in range(depth):
@@ -296,7 +336,9 @@ def _trace_folded(model):
     gm.graph.lint(); gm.recompile()
     return gm, folded
 
-def fold_bn(model: nn.Module, x: Tensor | None = None) -> nn.Module:
+def fold_bn(model:nn.Module, # the model, in its current train/eval modes
+            x:Optional[Tensor]=None, # a batch to check the traced graph on (a graph is used only once checked)
+           )->nn.Module: # what `model` computes; `model` itself when nothing folds
     "`model` with eval-mode BatchNorm folded into the conv before it (same function, cheaper passes); `model` if nothing folds"
     # the model's own forward is always traced: only when it is a trusted container without hooks on it
     if _hooked(model) or not _trusted(model): return model
@@ -339,7 +381,9 @@ def fold_bn(model: nn.Module, x: Tensor | None = None) -> nn.Module:
 # %% ../nbs/00_core.ipynb #c84a6bb1
 class FitColumns:
     "Mixin for callbacks that add Recorder columns (metrics) for one fit, safe against fits that raise"
-    def add_columns(self, cols):
+    def add_columns(self,
+                    cols:list, # fastai metrics (e.g. `ValueMetric`s) to show during this fit
+                   ):
         "Append `cols` to `learn.metrics`, first dropping columns left by an interrupted fit"
         for m in cols: m._rs_owner = self
         self.learn.metrics = [m for m in self.learn.metrics if not self._stale_column(m)] + list(cols)
@@ -348,13 +392,17 @@ class FitColumns:
         o = getattr(m, '_rs_owner', None)
         return o is not None and (o is self or not any(c is o for c in self.learn.cbs))
 
-    def drop_columns(self, learn=None):
+    def drop_columns(self,
+                     learn:Optional[Learner]=None, # the Learner; None: `self.learn`
+                    ):
         "Remove this callback's columns from `learn.metrics` (other callbacks' stay)"
         learn = learn if learn is not None else self.learn
         if getattr(learn, 'metrics', None) is not None:
             learn.metrics = [m for m in learn.metrics if getattr(m, '_rs_owner', None) is not self]
 
-    def detach_cleanup(self, learn):
+    def detach_cleanup(self,
+                       learn:Learner, # the Learner this callback is leaving
+                      ):
         "What to undo on `learn` when this callback leaves it (columns; subclasses add their per-fit state)"
         self.drop_columns(learn)
 

@@ -1,5 +1,5 @@
-"""Built-in procedural data with ground truth for saliency (lesions, chest radiographs), fastai `DataLoaders` for
-them, and loaders for the real formats (HAM10000/ISIC, DermaMNIST `.npz`, ChestX-ray14).
+"""Procedural skin-lesion and chest-radiograph images that come with their masks and boxes, fastai `DataLoaders`
+over them, and loaders for HAM10000/ISIC, DermaMNIST `.npz` and ChestX-ray14 folders.
 
 Docs: https://robust-saliency.github.io/robust_saliency/data.html.md"""
 
@@ -7,29 +7,43 @@ Docs: https://robust-saliency.github.io/robust_saliency/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #bf3fcdfd
 from __future__ import annotations
-import math, random
+import math, random, re, warnings
 import numpy as np, pandas as pd
 import torch, torch.nn.functional as F
 from torch import Tensor
 from pathlib import Path
+from typing import Optional, Union, Literal, Sequence
+from PIL import Image
 from fastcore.basics import store_attr
+from fastcore.meta import delegates
 from fastai.torch_core import TensorImage, TensorCategory
-from fastai.data.core import Datasets, DataLoaders
+from fastai.data.core import Datasets, DataLoaders, TfmdDL
 from fastai.data.transforms import Transform, Categorize, MultiCategorize, OneHotEncode, IntToFloatTensor, Normalize
+from fastai.data.transforms import ToTensor
 from fastai.vision.core import PILImage, imagenet_stats
+from fastai.vision.augment import Resize, CropPad
 from .core import plain
 
 # %% auto #0
 __all__ = ['LESION_CLASSES', 'ARTEFACTS', 'CHEST_CLASSES', 'HAM_CLASSES', 'DERMAMNIST_CLASSES', 'CXR14_CLASSES', 'SynthData',
            'mask_boxes', 'synth_lesions', 'synth_chest', 'TensorRows', 'LabelRows', 'tensor_dls', 'lesion_dls',
-           'chest_dls', 'annotations', 'FileRows', 'ham10000_dls', 'npz_dls', 'chestxray14_dls']
+           'chest_dls', 'annotations', 'UnreadableImageError', 'FileRows', 'ham10000_dls', 'npz_dls', 'chestxray14_dls']
 
 # %% ../nbs/01_data.ipynb #63d9061f
 class SynthData:
     "Images and their ground truth; `d[idx]` selects a subset, fields that are None stay None"
     _fields = ('images', 'labels', 'lesion_mask', 'disc_mask', 'masks', 'boxes', 'artefacts', 'items')
-    def __init__(self, classes, images=None, labels=None, lesion_mask=None, disc_mask=None, masks=None, boxes=None,
-                 artefacts=None, items=None): store_attr()
+    def __init__(self,
+                 classes:list, # class names, in label order
+                 images:Optional[Tensor]=None, # float images [N,C,H,W] in [0,1]
+                 labels:Optional[Tensor]=None, # class indices [N], or multi-hot floats [N,len(classes)]
+                 lesion_mask:Optional[Tensor]=None, # boolean lesion masks [N,1,H,W]
+                 disc_mask:Optional[Tensor]=None, # boolean masks [N,1,H,W] of the region that decides the label
+                 masks:Optional[Tensor]=None, # boolean masks [N,len(classes),1,H,W], one per finding
+                 boxes:Optional[Tensor]=None, # boxes (x0,y0,x1,y1 in pixels) [N,4] or [N,len(classes),4]; NaN: none
+                 artefacts:Optional[Tensor]=None, # booleans [N,len(artefacts)]: which artefacts each image shows
+                 items:Optional[list]=None, # the image file of each row (real-format loaders)
+                ): store_attr()
     def __len__(self): return len(self.labels)
     def __getitem__(self, idx):
         if isinstance(idx, int): idx = [idx]
@@ -43,8 +57,9 @@ class SynthData:
         return f"SynthData(n={len(self)}, classes={self.classes}, {shp})"
 
 # %% ../nbs/01_data.ipynb #be9be33d
-def mask_boxes(masks: Tensor) -> Tensor:
-    "Bounding boxes `[...,4]` (x0,y0,x1,y1 in pixels, x1/y1 exclusive) of boolean masks `[...,H,W]`; NaN for empty masks"
+def mask_boxes(masks:Tensor, # boolean masks [...,H,W]
+              )->Tensor: # boxes [...,4]: x0,y0,x1,y1 in pixels (x1, y1 exclusive); NaN for an empty mask
+    "Bounding boxes of boolean masks"
     rows, cols = masks.any(-1), masks.any(-2)
     H, W = masks.shape[-2:]
     def span(a, n):
@@ -165,9 +180,18 @@ def _lesion_chunk(g, labels, S, variegation, artefacts, artefact_p, artefact_cor
     return img, les_mask, disc, flags
 
 # %% ../nbs/01_data.ipynb #dea76d00
-def synth_lesions(n, size=64, seed=0, malignant_frac=0.5, variegation=0.85, artefacts=(), artefact_p=0.5,
-                  artefact_corr=0.0, lesion=True, chunk=256) -> SynthData:
-    "`n` dermoscopy-like images with labels (0 benign, 1 malignant), lesion and discriminative masks, boxes"
+def synth_lesions(n:int, # number of images
+                  size:int=64, # image side in pixels (at least 8)
+                  seed:int=0, # the same seed gives the same images
+                  malignant_frac:float=0.5, # probability that an image is malignant
+                  variegation:float=0.85, # strength of the malignant lesions' colour blotches, 0 (none) to 1
+                  artefacts:Union[str,Sequence[str]]=(), # nuisance artefacts, from `ARTEFACTS`
+                  artefact_p:float=0.5, # base probability that an image shows each artefact
+                  artefact_corr:float=0.0, # tie of the artefacts to the label in [-1,1]: 1 only and always on malignant images, -1 on benign ones
+                  lesion:bool=True, # False: the same images with the lesion replaced by background
+                  chunk:int=256, # images rendered at once (at most 256): bounds memory, never changes the images
+                 )->SynthData: # images [n,3,size,size], labels, lesion_mask, disc_mask, boxes, artefacts
+    "Dermoscopy-like images, labels 0 (benign) or 1 (malignant), with their lesion and discriminative-region masks"
     if n < 1 or size < 8: raise ValueError(f"need n >= 1 and size >= 8, got n={n}, size={size}")
     if isinstance(artefacts, str): artefacts = (artefacts,)
     bad = [a for a in artefacts if a not in ARTEFACTS]
@@ -214,8 +238,13 @@ def _chest_chunk(g, lab, S):
     masks = torch.stack([nod, eff, heart & lab[:, 2].bool()[:, None, None]], 1)[:, :, None]
     return img.clamp(0, 1)[:, None], masks
 
-def synth_chest(n, size=64, seed=0, p=0.4, chunk=256) -> SynthData:
-    "`n` chest-radiograph-like grey images, multi-hot labels over `CHEST_CLASSES`, one mask and box per finding"
+def synth_chest(n:int, # number of images
+                size:int=64, # image side in pixels (at least 8)
+                seed:int=0, # the same seed gives the same images
+                p:float=0.4, # probability of each finding, independently
+                chunk:int=256, # images rendered at once (at most 256): bounds memory, never changes the images
+               )->SynthData: # images [n,1,size,size], multi-hot labels, masks and boxes per finding
+    "Chest-radiograph-like grey images, multi-hot labels over `CHEST_CLASSES`, one mask and box per finding"
     if n < 1 or size < 8: raise ValueError(f"need n >= 1 and size >= 8, got n={n}, size={size}")
     g = torch.Generator().manual_seed(seed)
     lab = (torch.rand(n, len(CHEST_CLASSES), generator=g) < p).float()
@@ -242,14 +271,25 @@ class TensorRows(Transform):
     # fastai's `test_dl` starts the pipeline at the first transform whose `input_types` match the item; without them it
     # only knows the type of a training item (int) and refuses a tensor
     input_types = (int, Tensor)
-    def __init__(self, data): self.data = data
-    def encodes(self, i: int): return TensorImage(self.data[i])
-    def encodes(self, x: Tensor): return TensorImage(_check_image(x, self.data.shape[1]))
+    def __init__(self,
+                 data:Tensor, # uint8 images [N,C,H,W]
+                ): self.data = data
+    def encodes(self,
+                i:int, # row index
+               ): return TensorImage(self.data[i])
+    def encodes(self,
+                x:Tensor, # an image [C,H,W] (or [H,W] for one channel): uint8, or float in [0,1]
+               ): return TensorImage(_check_image(x, self.data.shape[1]))
 
 class LabelRows(Transform):
     "Item `i` -> its class name (single-label) or list of class names (multi-label)"
-    def __init__(self, labels, classes): self.labels, self.classes = labels.tolist(), classes
-    def encodes(self, i: int):
+    def __init__(self,
+                 labels:Tensor, # class indices [N], or multi-hot [N,len(classes)]
+                 classes:list, # class names, in label order
+                ): self.labels, self.classes = labels.tolist(), classes
+    def encodes(self,
+                i:int, # row index
+               ):
         l = self.labels[i]
         return [c for c, v in zip(self.classes, l) if v] if isinstance(l, list) else self.classes[l]
 
@@ -259,11 +299,27 @@ def _seed_shuffle(dls, seed):
     for i, dl in enumerate(dls.loaders): dl.rng = random.Random(int(seed) * 7919 + i)   # fastai re-derives it per epoch from this
     return dls
 
-def tensor_dls(data: SynthData, bs=64, valid_pct=0.2, seed=0, splits=None, mean=None, std=None, device=None,
-               num_workers=0, **kwargs):
+def _info(classes, splits, found, split, dropped_by_class=0, dropped_by_balance=0, dropped_by_n=0, multi_label=False):
+    "What went into a `DataLoaders`: found - dropped (class filter, balancing, `n`) = n_train + n_valid"
+    return dict(classes=list(classes), n_total_found=int(found), dropped_by_class=int(dropped_by_class),
+                dropped_by_balance=int(dropped_by_balance), dropped_by_n=int(dropped_by_n),
+                n_train=len(splits[0]), n_valid=len(splits[1]), split=split, multi_label=bool(multi_label))
+
+@delegates(Datasets.dataloaders, but='shuffle_train,n,dl_type')
+def tensor_dls(data:SynthData, # images in [0,1] (or uint8) and labels
+               bs:int=64, # batch size
+               valid_pct:float=0.2, # fraction of images in the random validation split
+               seed:int=0, # seeds the split and the shuffling
+               splits:Optional[Sequence[Sequence[int]]]=None, # row indices (train, valid); None: a random split
+               mean:Optional[Sequence[float]]=None, # per-channel mean for `Normalize`; None: the training split's
+               std:Optional[Sequence[float]]=None, # per-channel std for `Normalize`; None: the training split's
+               device:Optional[Union[str,torch.device]]=None, # where batches go; None: fastai's default device
+               num_workers:int=0, # worker processes per loader; none by default, as items are rows of one tensor
+               **kwargs,
+              )->DataLoaders: # single-label (CrossEntropy) or multi-label (BCE) loaders, with `dls.info`
     "fastai `DataLoaders` over an in-memory `SynthData` (uint8 storage, `IntToFloatTensor` + `Normalize` on the batch)"
-    # num_workers=0: items are rows of one tensor and the transforms run on the batch, so worker processes add only
-    # their start-up cost to every epoch (measured: a 2-epoch fit at 32 px took 2.4 s with fastai's default, 1.3 s without)
+    # num_workers=0: the transforms run on the batch, so worker processes add only their start-up cost to every
+    # epoch (measured: a 2-epoch fit at 32 px took 2.4 s with fastai's default, 1.3 s without)
     n = len(data)
     imgs = _to_uint8(data.images)
     if splits is None:
@@ -280,19 +336,38 @@ def tensor_dls(data: SynthData, bs=64, valid_pct=0.2, seed=0, splits=None, mean=
     dls = dsets.dataloaders(bs=bs, after_batch=[IntToFloatTensor(), Normalize.from_stats(mean, std)], device=device,
                             num_workers=num_workers, **kwargs)
     dls.annotations_data = data
+    dls.info = _info(data.classes, splits, n, 'image', multi_label=multi)
     return _seed_shuffle(dls, seed)
 
 # %% ../nbs/01_data.ipynb #7482d93a
-def lesion_dls(n=2000, size=32, bs=64, valid_pct=0.2, seed=0, device=None, **synth_kw):
-    "`DataLoaders` over `synth_lesions(n, size, seed, **synth_kw)` (CrossEntropy loss, classes benign/malignant)"
-    return tensor_dls(synth_lesions(n, size=size, seed=seed, **synth_kw), bs=bs, valid_pct=valid_pct, seed=seed, device=device)
+@delegates(synth_lesions)
+def lesion_dls(n:int=2000, # number of images
+               size:int=32, # image side in pixels
+               bs:int=64, # batch size
+               valid_pct:float=0.2, # fraction of images in the validation split
+               seed:int=0, # seeds the images, the split and the shuffling
+               device:Optional[Union[str,torch.device]]=None, # where batches go; None: fastai's default device
+               **kwargs,
+              )->DataLoaders: # benign/malignant loaders (CrossEntropy loss), with `annotations` and `dls.info`
+    "`DataLoaders` over `synth_lesions`"
+    return tensor_dls(synth_lesions(n, size=size, seed=seed, **kwargs), bs=bs, valid_pct=valid_pct, seed=seed, device=device)
 
-def chest_dls(n=2000, size=32, bs=64, valid_pct=0.2, seed=0, device=None, **synth_kw):
-    "`DataLoaders` over `synth_chest(n, size, seed, **synth_kw)` (multi-label: BCE loss)"
-    return tensor_dls(synth_chest(n, size=size, seed=seed, **synth_kw), bs=bs, valid_pct=valid_pct, seed=seed, device=device)
+@delegates(synth_chest)
+def chest_dls(n:int=2000, # number of images
+              size:int=32, # image side in pixels
+              bs:int=64, # batch size
+              valid_pct:float=0.2, # fraction of images in the validation split
+              seed:int=0, # seeds the images, the split and the shuffling
+              device:Optional[Union[str,torch.device]]=None, # where batches go; None: fastai's default device
+              **kwargs,
+             )->DataLoaders: # multi-label loaders over `CHEST_CLASSES` (BCE loss), with `annotations` and `dls.info`
+    "`DataLoaders` over `synth_chest`"
+    return tensor_dls(synth_chest(n, size=size, seed=seed, **kwargs), bs=bs, valid_pct=valid_pct, seed=seed, device=device)
 
-def annotations(dls, split='valid') -> SynthData:
-    "Ground truth (images in [0,1], labels, masks, boxes) of `split` ('train'/'valid' or an index) in `DataLoader` order"
+def annotations(dls:DataLoaders, # loaders built by this module
+                split:Union[str,int]='valid', # 'train', 'valid' or the index of a loader
+               )->SynthData: # images in [0,1], labels, masks, boxes (those the data set has)
+    "Ground truth of `split`, in the order its unshuffled `DataLoader` iterates it"
     data = getattr(dls, 'annotations_data', None)
     if data is None: raise ValueError("these DataLoaders were not built by robust_saliency.data; annotations are unknown")
     i = {'train': 0, 'valid': 1}.get(split, split)
@@ -305,6 +380,16 @@ DERMAMNIST_CLASSES = ['akiec', 'bcc', 'bkl', 'df', 'mel', 'nv', 'vasc']
 CXR14_CLASSES = ['Atelectasis', 'Cardiomegaly', 'Effusion', 'Infiltration', 'Mass', 'Nodule', 'Pneumonia', 'Pneumothorax',
                  'Consolidation', 'Edema', 'Emphysema', 'Fibrosis', 'Pleural_Thickening', 'Hernia']
 _IMG_EXTS = ('.jpg', '.jpeg', '.png')
+
+class UnreadableImageError(ValueError):
+    "An image file that cannot be read (a `ValueError` whose message names the file)"
+    def __init__(self,
+                 msg:str, # which file, why, and what to do
+                ):
+        # PyTorch re-raises a worker's exception as `type(e)(worker traceback as text)`: its last line is the message
+        if msg.startswith(f'Caught {type(self).__name__}'):
+            msg = re.sub(rf'^[\w.]*{type(self).__name__}: ', '', msg.strip().splitlines()[-1])
+        super().__init__(msg)
 
 def _local(path, f):
     "File `f` relative to the data folder `path`, or as given when only that exists (an absolute `f` stays as it is)"
@@ -336,12 +421,15 @@ def _jpeg_ends(f):
     with open(f, 'rb') as fh:
         fh.seek(-2, 2); return fh.read(2) == b'\xff\xd9'
 
+def _unreadable(f, e, hint=''):
+    why = ' '.join(str(e).split())                 # one line: the message is the last line of a worker's traceback
+    return UnreadableImageError(f"unreadable image file {f}: {why}; replace or remove it{hint}")
+
 def _check_readable(files, check='full'):
     "Open every image header and, with `check='full'`, verify it (a JPEG without its end marker: decode it); name the first failure"
     check = 'full' if check is True else check
     if check not in ('full', 'header', False): raise ValueError(f"`check` must be 'full', 'header' or False, got {check!r}")
     if not check: return
-    from PIL import Image
     for f in files:
         try:
             with Image.open(f) as im:
@@ -351,7 +439,7 @@ def _check_readable(files, check='full'):
             # ~1 ms each at 600x450 (25x the check), so only those lacking their end marker are decoded
             if fmt == 'JPEG' and not _jpeg_ends(f):
                 with Image.open(f) as im: im.load()
-        except Exception as e: raise ValueError(f"unreadable image file {f}: {e}; replace or remove it") from None
+        except Exception as e: raise _unreadable(f, e) from None
 
 def _resolve_files(ids, dirs, check='full'):
     idx = _index_images(dirs)
@@ -372,40 +460,81 @@ def _group_split(groups, valid_pct, seed):
     if not tr or not va: raise ValueError("too few groups to make both a training and a validation split")
     return tr, va
 
+def _check_n(n):
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+        raise ValueError(f"`n` must be a positive number of images, or None for all of them; got {n!r}")
+
+def _shares(sizes, n):
+    "`n` divided in proportion to `sizes`, by largest remainders: the shares add up to exactly `n`"
+    quota = n * np.asarray(sizes) / sum(sizes)
+    take = np.floor(quota).astype(int)
+    take[np.argsort(take - quota, kind='stable')[:n - take.sum()]] += 1
+    return take.tolist()
+
+def _subsample(strata, n, seed, groups=None):
+    "Sorted indices of about `n` rows: each stratum in proportion to its rows, whole groups at a time; all if `n` >= rows"
+    _check_n(n)
+    N = len(strata)
+    if n is None or n >= N: return list(range(N))
+    rows, gs = {}, {}
+    for i, (s, g) in enumerate(zip(strata, range(N) if groups is None else groups)):
+        rows.setdefault(g, []).append(i); gs.setdefault(g, s)          # a group belongs to its first row's stratum
+    keys = sorted(set(gs.values()))
+    by = {k: [g for g in rows if gs[g] == k] for k in keys}
+    gen, keep = torch.Generator().manual_seed(seed), []
+    for k, t in zip(keys, _shares([sum(len(rows[g]) for g in by[k]) for k in keys], n)):
+        order = [by[k][j] for j in torch.randperm(len(by[k]), generator=gen).tolist()]
+        cum = np.cumsum([len(rows[g]) for g in order])
+        m = int(np.abs(cum - t).argmin()) + 1 if t > 0 else 0          # whole groups: the count closest to the share
+        keep += [i for g in order[:m] for i in rows[g]]
+    return sorted(keep)
+
 # %% ../nbs/01_data.ipynb #56f4d540
-def _open_image(f):
+_LATE = " (`check='full'` finds such files before training)"
+
+def _open_image(f, hint=''):
     "`PILImage.create(f)`, naming the file when it cannot be read"
     try: return PILImage.create(f)
-    except Exception as e: raise ValueError(f"unreadable image file {f}: {e}; replace or remove it") from None
+    except Exception as e: raise _unreadable(f, e, hint) from None
 
 class FileRows(Transform):
     "Item `i` -> the image file `files[i]` as a `PILImage`; a path (str or Path) passes through (for `predict`)"
     input_types = (int, str, Path)    # where fastai's `test_dl` may start the pipeline (see `TensorRows`)
-    def __init__(self, files): self.files = files
-    def encodes(self, i: int): return _open_image(self.files[i])
-    def encodes(self, p: str | Path): return _open_image(p)
+    def __init__(self,
+                 files:Sequence[Path], # the image file of each item
+                ): self.files = files
+    def encodes(self,
+                i:int, # item index
+               ): return _open_image(self.files[i], _LATE)
+    def encodes(self,
+                p:str|Path, # an image file
+               ): return _open_image(p)
 
-def _image_dls(files, ytfms, splits, size, bs, crop, mean, std, device, data, seed):
-    from fastai.vision.augment import Resize, CropPad
-    from fastai.data.transforms import ToTensor
+class _ImageFileDL(TfmdDL):
+    "`TfmdDL` raising an unreadable file's error from the loop that iterates it, without PyTorch's worker traceback"
+    def __iter__(self):
+        try: yield from super().__iter__()
+        except UnreadableImageError as e: raise UnreadableImageError(str(e)) from None
+
+def _image_dls(files, ytfms, splits, size, bs, crop, mean, std, device, data, seed, info):
     item_tfms = ([CropPad(crop)] if crop else []) + [Resize(size), ToTensor()]
     dsets = Datasets(list(range(len(files))), tfms=[[FileRows(files)], ytfms], splits=splits)
     dls = dsets.dataloaders(bs=bs, after_item=item_tfms, after_batch=[IntToFloatTensor(), Normalize.from_stats(mean, std)],
-                            device=device)
-    dls.annotations_data = data
+                            device=device, dl_type=_ImageFileDL)
+    dls.annotations_data, dls.info = data, info
     return _seed_shuffle(dls, seed)
 
+# %% ../nbs/01_data.ipynb #6b082356
 def _lesion_groups(df, csv, path, groups_csv):
-    "The lesion of every image of `df`: its `lesion_id` column, else the ISIC LesionGroupings CSV, else the image itself"
-    import warnings
-    if 'lesion_id' in df.columns: return list(df['lesion_id'])
-    if groups_csv is False: return list(df['image_id'])
+    "The lesion of every image of `df` and what the split keeps together: its `lesion_id` column, the ISIC LesionGroupings CSV or the image"
+    if 'lesion_id' in df.columns: return list(df['lesion_id']), 'lesion'
+    if groups_csv is False: return list(df['image_id']), 'image'
     if groups_csv is None:
         found = [c for d in dict.fromkeys([csv.parent, path]) for c in sorted(d.glob('*LesionGroupings*.csv'))]
         if not found:
             warnings.warn(f"{csv.name} has no `lesion_id` and no *LesionGroupings*.csv was found: splitting by image, so images "
                           "of one lesion may fall in both splits; pass `groups_csv=` (ISIC2018_Task3_Training_LesionGroupings.csv)")
-            return list(df['image_id'])
+            return list(df['image_id']), 'image'
         groups_csv = found[0]
     else: groups_csv = _local(path, groups_csv)
     g = _read_csv(groups_csv, ['image', 'lesion_id'])
@@ -413,12 +542,26 @@ def _lesion_groups(df, csv, path, groups_csv):
     miss = [i for i in df['image_id'] if i not in les]
     if miss: raise ValueError(f"{len(miss)} image(s) of {csv.name} have no lesion in {groups_csv.name}, e.g. {miss[0]}; "
                               "pass the matching file as `groups_csv=`, or `groups_csv=False` to split by image")
-    return [les[i] for i in df['image_id']]
+    return [les[i] for i in df['image_id']], 'lesion'
 
-def ham10000_dls(path, csv=None, img_dirs=None, classes=('nv', 'mel', 'bkl'), balance=True, size=224, crop=None, bs=32,
-                 valid_pct=0.2, seed=0, device=None, groups_csv=None, check='full'):
-    "`DataLoaders` for HAM10000 / ISIC 2018 task 3: metadata CSV + JPEG folder(s); class subset, balancing, lesion-grouped split"
+def ham10000_dls(path:Union[str,Path], # the data folder
+                 csv:Optional[Union[str,Path]]=None, # metadata CSV; None: HAM10000_metadata.csv, an ISIC *GroundTruth*.csv or another CSV in `path`
+                 img_dirs:Optional[Sequence[Union[str,Path]]]=None, # JPEG folders; None: `path`, HAM10000_images_part_1/_2, images, ISIC2018_Task3_Training_Input
+                 classes:Optional[Sequence[str]]=('nv', 'mel', 'bkl'), # diagnoses kept, in label order; None: all of `HAM_CLASSES`
+                 balance:bool=True, # undersample every class to the smallest one's count
+                 size:int=224, # image side after resizing
+                 crop:Optional[int]=None, # centre crop in pixels before resizing (450: HAM10000's 600x450 images to a square); None: none
+                 bs:int=32, # batch size
+                 valid_pct:float=0.2, # fraction of the lesions in the validation split
+                 seed:int=0, # seeds balancing, subsampling, the split and the shuffling
+                 n:Optional[int]=None, # subsample to `n` images (after balancing; stratified by class) before splitting; None: all
+                 device:Optional[Union[str,torch.device]]=None, # where batches go; None: fastai's default device
+                 groups_csv:Optional[Union[str,Path,bool]]=None, # ISIC LesionGroupings CSV; None: found next to `csv` or in `path`; False: split by image
+                 check:Literal['full','header',False]='full', # up-front image check: verify every file, open its header, or none
+                )->DataLoaders: # single-label loaders, with `annotations` and `dls.info`
+    "`DataLoaders` for HAM10000 / ISIC 2018 task 3: metadata CSV + JPEG folder(s), lesion-grouped split"
     path = Path(path)
+    _check_n(n)
     if not path.is_dir(): raise ValueError(f"data folder not found: {path}")
     if csv is None:
         cands = [path/'HAM10000_metadata.csv', *sorted(path.glob('*GroundTruth*.csv')),
@@ -437,51 +580,73 @@ def ham10000_dls(path, csv=None, img_dirs=None, classes=('nv', 'mel', 'bkl'), ba
     classes = list(classes or HAM_CLASSES)
     bad = [c for c in classes if c not in HAM_CLASSES]
     if bad: raise ValueError(f"`classes` {bad} are not HAM10000 diagnoses {HAM_CLASSES}")
-    df = df.assign(lesion_id=_lesion_groups(df, csv, path, groups_csv))
+    groups, split = _lesion_groups(df, csv, path, groups_csv)
+    found = len(df)
+    df = df.assign(lesion_id=groups)
     df = df[df['dx'].isin(classes)].reset_index(drop=True)
+    in_classes = len(df)
     if balance:
         m = df['dx'].value_counts().reindex(classes).fillna(0).min()
         if m == 0: raise ValueError(f"a requested class has no images; counts: {df['dx'].value_counts().to_dict()}")
         df = df.groupby('dx').sample(n=int(m), random_state=seed).reset_index(drop=True)
+    balanced = len(df)
+    df = df.iloc[_subsample(list(df['dx']), n, seed)].reset_index(drop=True)
     dirs = [_local(path, d) for d in img_dirs] if img_dirs else [
         path, path/'HAM10000_images_part_1', path/'HAM10000_images_part_2', path/'images', path/'ISIC2018_Task3_Training_Input']
     files = _resolve_files(list(df['image_id']), dirs, check)
     splits = _group_split(list(df['lesion_id']), valid_pct, seed)
     labels = torch.tensor([classes.index(d) for d in df['dx']])
     data = SynthData(classes, labels=labels, items=files)
+    info = _info(classes, splits, found, split, found - in_classes, in_classes - balanced, balanced - len(df))
     return _image_dls(files, [LabelRows(labels, classes), Categorize(vocab=classes, sort=False)], splits, size, bs, crop,
-                      *imagenet_stats, device, data, seed)
+                      *imagenet_stats, device, data, seed, info)
 
 # %% ../nbs/01_data.ipynb #6d1e85bf
-def npz_dls(path, classes=DERMAMNIST_CLASSES, size=None, bs=64, splits=('train', 'val'), device=None, seed=0):
+def npz_dls(path:Union[str,Path], # the .npz file
+            classes:Sequence[str]=DERMAMNIST_CLASSES, # class names, in label order
+            size:Optional[int]=None, # resize to `size` pixels; None: as stored
+            bs:int=64, # batch size
+            splits:Sequence[str]=('train', 'val'), # the file's splits to use (training first), e.g. ('train', 'test')
+            device:Optional[Union[str,torch.device]]=None, # where batches go; None: fastai's default device
+            seed:int=0, # seeds subsampling and the shuffling
+            n:Optional[int]=None, # subsample to `n` images in all (each split in proportion, stratified by class); None: all
+           )->DataLoaders: # single-label loaders over the file's splits, with `annotations` and `dls.info`
     "`DataLoaders` for a MedMNIST-style `.npz` (DermaMNIST by default): `{split}_images` uint8 [N,H,W(,C)], `{split}_labels`"
     path = Path(path)
+    _check_n(n)
     if not path.is_file(): raise ValueError(f"npz file not found: {path}")
     try: z = np.load(path, allow_pickle=False)
     except Exception as e: raise ValueError(f"unreadable npz file {path}: {e}") from None
     need = [f'{s}_{k}' for s in splits for k in ('images', 'labels')]
     missing = [k for k in need if k not in z.files]
     if missing: raise ValueError(f"{path.name} lacks the array(s) {missing}; it has {z.files}")
-    ims, labs, spl, ofs = [], [], [], 0
+    ims, labs = [], []
     for s in splits:
         im, lb = torch.from_numpy(z[f'{s}_images']), torch.from_numpy(z[f'{s}_labels']).reshape(-1).long()
         if im.dtype != torch.uint8: raise ValueError(f"{s}_images must be uint8, got {im.dtype}")
         if len(im) != len(lb): raise ValueError(f"{s}_images has {len(im)} images but {s}_labels has {len(lb)} labels")
-        im = im[:, None] if im.ndim == 3 else im.permute(0, 3, 1, 2)
-        ims.append(im); labs.append(lb); spl.append(list(range(ofs, ofs + len(im)))); ofs += len(im)
+        ims.append(im[:, None] if im.ndim == 3 else im.permute(0, 3, 1, 2)); labs.append(lb)
     imgs, labels = torch.cat(ims), torch.cat(labs)
     if labels.min() < 0 or labels.max() >= len(classes):
         raise ValueError(f"labels range over [{int(labels.min())}, {int(labels.max())}] but {len(classes)} classes were given")
+    sizes = [len(l) for l in labs]
+    shares = sizes if n is None or n >= len(labels) else _shares(sizes, n)     # each split in proportion
+    keep, spl = [], []
+    for s, l, m, ofs in zip(splits, labs, shares, np.cumsum([0] + sizes).tolist()):
+        if m < 1: raise ValueError(f"no images left in the '{s}' split" + (f" with n={n}; ask for more" if n else ""))
+        spl.append(list(range(len(keep), len(keep) + m)))
+        keep += [ofs + i for i in _subsample(l.tolist(), m, seed)]             # stratified by class
+    found, imgs, labels = len(labels), imgs[keep], labels[keep]
     if size and size != imgs.shape[-1]:
         imgs = _to_uint8(F.interpolate(imgs.float() / 255, size=(size, size), mode='bilinear', antialias=True, align_corners=False))
     data = SynthData(list(classes), images=imgs.float() / 255, labels=labels)
-    return tensor_dls(data, bs=bs, splits=spl, device=device, seed=seed)
+    dls = tensor_dls(data, bs=bs, splits=spl, device=device, seed=seed)
+    dls.info.update(n_total_found=found, dropped_by_n=found - len(keep))
+    return dls
 
 # %% ../nbs/01_data.ipynb #832c5d15
 def _bbox_boxes(bb, ids, files, classes, size, bbox_ref):
     "Boxes `[N,len(classes),4]` (x0,y0,x1,y1 at `size` px, NaN where none) from the rows of `BBox_List_2017.csv`"
-    import warnings
-    from PIL import Image
     if bbox_ref is not None:
         ref = tuple(bbox_ref) if isinstance(bbox_ref, (tuple, list)) else (bbox_ref, bbox_ref)
         if len(ref) != 2 or not all(isinstance(v, (int, float)) and v > 0 for v in ref):
@@ -504,19 +669,41 @@ def _bbox_boxes(bb, ids, files, classes, size, bbox_ref):
                       "BBox_List_2017.csv are in the pixels of the 1024x1024 PNGs: pass `bbox_ref=` the size they were drawn on")
     return boxes
 
-def chestxray14_dls(path, csv='Data_Entry_2017.csv', bbox_csv='BBox_List_2017.csv', img_dir='images', classes=CXR14_CLASSES,
-                    size=224, bs=32, valid_pct=0.2, seed=0, n=None, device=None, bbox_ref=1024, check='header'):
+def chestxray14_dls(path:Union[str,Path], # the data folder
+                    csv:Union[str,Path]='Data_Entry_2017.csv', # the metadata CSV (`Image Index`, `Finding Labels`, `Patient ID`)
+                    bbox_csv:Optional[Union[str,Path]]='BBox_List_2017.csv', # the box list; None, or a missing file: no boxes
+                    img_dir:Union[str,Path]='images', # the PNG folder (`path` itself is searched too)
+                    classes:Sequence[str]=CXR14_CLASSES, # findings, in label order
+                    size:int=224, # image side after resizing
+                    bs:int=32, # batch size
+                    valid_pct:float=0.2, # fraction of the patients in the validation split
+                    seed:int=0, # seeds subsampling, the split and the shuffling
+                    n:Optional[int]=None, # subsample to about `n` images (whole patients; with and without findings in proportion) before splitting; None: all
+                    device:Optional[Union[str,torch.device]]=None, # where batches go; None: fastai's default device
+                    bbox_ref:Optional[Union[float,tuple]]=1024, # the size (W or (W, H)) the boxes were drawn on; None: each PNG's own size
+                    check:Literal['full','header',False]='header', # up-front image check: verify every file, open its header, or none
+                   )->DataLoaders: # multi-label loaders, boxes kept for `annotations`, with `dls.info`
     "`DataLoaders` for NIH ChestX-ray14: multi-label over `classes`, patient-grouped split, boxes kept for `annotations`"
     path = Path(path)
+    _check_n(n)
     if not path.is_dir(): raise ValueError(f"data folder not found: {path}")
     csv = _local(path, csv)
     df = _read_csv(csv, ['Image Index', 'Finding Labels'])
-    if n: df = df.iloc[:n]
     known = set(CXR14_CLASSES) | {'No Finding'}
     found = [set(s.split('|')) for s in df['Finding Labels']]
     unknown = sorted(set().union(*found) - known)
     if unknown: raise ValueError(f"labels {unknown} in {csv.name} are not ChestX-ray14 findings {CXR14_CLASSES}")
     classes = list(classes)
+    if 'Patient ID' in df.columns: groups, split = list(df['Patient ID']), 'patient'
+    else:
+        warnings.warn(f"{csv.name} has no `Patient ID` column: splitting by image, so images of one patient may fall in "
+                      "both splits")
+        groups, split = list(df['Image Index']), 'image'
+    has = {}                      # strata: patients with any of `classes` (by default: any finding) vs the others
+    for g, f in zip(groups, found): has[g] = has.get(g, False) or any(c in f for c in classes)
+    keep = _subsample([has[g] for g in groups], n, seed, groups)
+    n_found, df = len(df), df.iloc[keep].reset_index(drop=True)
+    found, groups = [found[i] for i in keep], [groups[i] for i in keep]
     labels = torch.tensor([[float(c in f) for c in classes] for f in found])
     ids = list(df['Image Index'])
     files = _resolve_files([Path(i).stem for i in ids], [_local(path, img_dir), path], check)
@@ -525,8 +712,8 @@ def chestxray14_dls(path, csv='Data_Entry_2017.csv', bbox_csv='BBox_List_2017.cs
         bb = _read_csv(bbox_csv, ['Image Index', 'Finding Label', 'Bbox [x', 'y', 'w', 'h]'])
         boxes = _bbox_boxes(bb, ids, files, classes, size, bbox_ref)
     else: boxes = torch.full((len(df), len(classes), 4), float('nan'))
-    groups = list(df['Patient ID']) if 'Patient ID' in df.columns else ids
     splits = _group_split(groups, valid_pct, seed)
     data = SynthData(classes, labels=labels, boxes=boxes, items=files)
     ytf = [LabelRows(labels, classes), MultiCategorize(vocab=classes), OneHotEncode(len(classes))]
-    return _image_dls(files, ytf, splits, size, bs, None, *imagenet_stats, device, data, seed)
+    info = _info(classes, splits, n_found, split, dropped_by_n=n_found - len(df), multi_label=True)
+    return _image_dls(files, ytf, splits, size, bs, None, *imagenet_stats, device, data, seed, info)

@@ -1,4 +1,4 @@
-"""Explanations that are themselves images: regularized adversarial perturbations (Shoshan & Ratner 2018) with this project's APE score, and the similar/adversarial generator explainer (Charachon et al. 2020).
+"""Explain a decision by the image change that reverses it: sparse, smooth adversarial perturbations, a score of how well any map finds the pixels a decision depends on (APE), and a generator that makes a similar and an adversarial version of each image in one forward pass.
 
 Docs: https://robust-saliency.github.io/robust_saliency/explainers.html.md"""
 
@@ -7,13 +7,15 @@ Docs: https://robust-saliency.github.io/robust_saliency/explainers.html.md"""
 # %% ../nbs/07_explainers.ipynb #80906501
 from __future__ import annotations
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Union, Callable, Literal, Sequence
 import torch, torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.basics import store_attr
+from fastcore.meta import delegates
+from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from .core import (plain, check_images, check_eps, resolve_target, InputSpace, as_space,
-                                  preserve_state, model_device)
+                                  preserve_state, model_device, Target)
 from .attacks import PGD, RegularizedPGD, tv_penalty
 from .saliency import SaliencyMethod, register_method, reduce_map, _check_reduce, _check_chunk
 from . import metrics as _metrics
@@ -26,13 +28,23 @@ __all__ = ['REGPGD_DEFAULTS', 'AdversarialExplanation', 'APEResult', 'ape_score'
 class AdversarialExplanation(SaliencyMethod):
     "Saliency = the perturbation `attack` finds against the explained class, in pixel space, reduced over channels"
     name = 'adversarial'
-    def __init__(self, attack=None, reduce='abs_sum', chunk=None):
+    def __init__(self,
+                 attack:Optional[Callable]=None, # `attack(model, x, y, space)` -> adversarial x; None: `RegularizedPGD(**REGPGD_DEFAULTS)`
+                 reduce:Optional[Literal["abs_sum", "abs_max", "sum", "l2"]]='abs_sum', # channel reduction; None: signed [B,C,H,W]
+                 chunk:Optional[int]=None, # images per attack; None: all at once
+                ):
         attack = RegularizedPGD(**REGPGD_DEFAULTS) if attack is None else attack
         if not callable(attack): raise TypeError(f"`attack` must be callable as attack(model, x, y, space), e.g. RegularizedPGD(...), got {type(attack).__name__}")
         self.attack, self.reduce, self.chunk = attack, _check_reduce(reduce), _check_chunk(chunk)
         if isinstance(attack, RegularizedPGD): self.name = 'regpgd'
     def _repr_args(self): return dict(attack=self.attack, reduce=self.reduce)
-    def raw(self, model, xp, t, space):
+    def raw(self,
+            model:nn.Module, # the classifier, in model space
+            xp:Tensor, # pixel-space images [N,C,H,W]
+            t:Target, # the resolved target (class indices)
+            space:InputSpace, # pixel<->model conversion
+           )->Tensor: # the perturbation `x_adv - x` in pixel space [N,C,H,W]
+        "The perturbation the attack finds against class `t` for the pixel-space rows `xp`"
         if t.kind != 'index': raise TypeError("AdversarialExplanation needs class-index targets (None, int, LongTensor or multi-hot), not a callable")
         xa = self.attack(model, space.to_model(xp), t.value, space)
         return space.to_pixel(plain(xa)) - xp
@@ -64,8 +76,17 @@ def _top_region(scores: Tensor, ks: Tensor, gen) -> Tensor:
     rank = torch.empty_like(order).scatter_(1, order, torch.arange(N, device=scores.device).expand(B, N))
     return (rank[None] < ks.view(-1, 1, 1)).view(len(ks), *scores.shape)
 
-def ape_score(model: nn.Module, x, maps, target=None, space=None, attack=None, fractions=(0.01, 0.02, 0.05, 0.1, 0.2),
-              n_random=1, seed=0, chunk=None) -> APEResult:
+def ape_score(model:nn.Module, # the classifier, in model space
+              x:Tensor, # images [B,C,H,W] in model space
+              maps:Tensor, # saliency maps [B,1,H,W] to score
+              target:Union[int, Tensor, None]=None, # the class explained: int or LongTensor [B]; None: the prediction
+              space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
+              attack:Optional[Callable]=None, # `attack(model, x, y, space)`, forwarding whole batches; None: 10-step L∞ PGD, 8/255
+              fractions:Sequence[float]=(0.01, 0.02, 0.05, 0.1, 0.2), # region sizes k, fractions of the pixels
+              n_random:int=1, # random regions drawn per image and fraction
+              seed:int=0, # seed of the tie-breaks and of the random regions
+              chunk:Optional[int]=None, # rows (image, region) per attack; None: all at once
+             )->APEResult: # per-sample `ape` [B], `fractions` [K], curves `explained`, `random` [B,K]
     "APE (this project's definition): success of an attack confined to the map's top-k region minus a random region's, averaged over k"
     if not isinstance(model, nn.Module): raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
     dev = model_device(model)
@@ -104,7 +125,8 @@ def ape_score(model: nn.Module, x, maps, target=None, space=None, attack=None, f
     expl, rand = hit[0].T, hit[1:].mean(0).T
     return APEResult((expl - rand).mean(1), fr.float(), expl, rand)
 
-def ape_metric(**kwargs):
+@delegates(ape_score, but=['target', 'space'])
+def ape_metric(**kwargs)->Callable: # `fn(maps, **context) -> [B]` for `evaluate`'s `metrics`
     "An `evaluate` metric `fn(maps, **context) -> [B]` computing `ape_score(..., **kwargs).ape`"
     return lambda m, **kw: ape_score(kw['model'], kw['x'], m, kw['target'], kw['space'], **kwargs).ape
 
@@ -132,7 +154,10 @@ class _Decoder(nn.Module):
 class SimAdvUNet(nn.Module):
     "U-Net with a shared encoder and two heads: `similar` and `adversarial` pixel-space images, `[B,C,H,W]` each"
     heads = ('similar', 'adversarial')
-    def __init__(self, n_in=3, nf=(16, 32, 64)):
+    def __init__(self,
+                 n_in:int=3, # image channels (input and both outputs)
+                 nf:Sequence[int]=(16, 32, 64), # filters per level (at least two levels)
+                ):
         super().__init__()
         nf = tuple(nf)
         if len(nf) < 2 or any(not isinstance(f, int) or f < 1 for f in nf): raise ValueError(f"`nf` must list >= 2 positive filter counts, e.g. (16, 32, 64), got {nf!r}")
@@ -140,7 +165,9 @@ class SimAdvUNet(nn.Module):
         self.enc = nn.ModuleList([_block(n_in if i == 0 else nf[i-1], f) for i, f in enumerate(nf)])
         self.dec = nn.ModuleDict({h: _Decoder(nf, n_in) for h in self.heads})
 
-    def forward(self, xp):
+    def forward(self,
+                xp:Tensor, # pixel images [B,C,H,W], sides divisible by 2**(levels-1)
+               )->tuple: # `(similar, adversarial)` pixel images [B,C,H,W]
         f = 2 ** (len(self.nf) - 1)
         if xp.shape[-1] % f or xp.shape[-2] % f:
             raise ValueError(f"image size {tuple(xp.shape[-2:])} must be divisible by {f} for a U-Net with {len(self.nf)} levels; resize or use fewer `nf`")
@@ -153,8 +180,15 @@ class SimAdvUNet(nn.Module):
 # %% ../nbs/07_explainers.ipynb #64d1bd8e
 class RandomGeometric(nn.Module):
     "Random per-sample rotation (±`degrees`), shift (±`shift` of the size), horizontal/vertical flips; reflection padding"
-    def __init__(self, degrees=15., shift=0.1, hflip=True, vflip=True): super().__init__(); store_attr()
-    def forward(self, xp):
+    def __init__(self,
+                 degrees:float=15., # largest rotation, degrees either way
+                 shift:float=0.1, # largest shift, a fraction of the size either way
+                 hflip:bool=True, # random horizontal flips
+                 vflip:bool=True, # random vertical flips
+                ): super().__init__(); store_attr()
+    def forward(self,
+                xp:Tensor, # pixel images [B,C,H,W]
+               )->Tensor: # one random transform per image, same shape
         B, dev = len(xp), xp.device
         th = (torch.rand(B, device=dev) * 2 - 1) * math.radians(self.degrees)
         sx = torch.where(torch.rand(B, device=dev) < 0.5, -1., 1.) if self.hflip else torch.ones(B, device=dev)
@@ -167,13 +201,20 @@ class RandomGeometric(nn.Module):
 
 class SimAdvModel(nn.Module):
     "Learner model: `generator` (+ optional `augment`) on pixel images, outputs `(x, s, a, f(x), f(s), f(a))` of the frozen `classifier`"
-    def __init__(self, generator, classifier, space=None, augment=None):
+    def __init__(self,
+                 generator:nn.Module, # pixel image -> `(similar, adversarial)`, e.g. a `SimAdvUNet`
+                 classifier:nn.Module, # the frozen classifier, in model space
+                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
+                 augment:Optional[Callable]=None, # random transform of the pixel batch, in training only
+                ):
         super().__init__()
         if not isinstance(classifier, nn.Module): raise TypeError(f"`classifier` must be an nn.Module, got {type(classifier).__name__}")
         self.generator, self.augment, self.space = generator, augment, as_space(space)
         object.__setattr__(self, 'classifier', classifier)   # outside the module tree: not optimised, not moved, not saved
 
-    def classify(self, xp):
+    def classify(self,
+                 xp:Tensor, # pixel images [B,C,H,W]
+                )->Tensor: # the classifier's logits
         "Logits of the frozen classifier (eval mode, detached weights) for pixel images `xp`; gradients reach `xp` only"
         clf = self.classifier
         params = {k: v.detach() for k, v in clf.named_parameters()}
@@ -181,36 +222,63 @@ class SimAdvModel(nn.Module):
             clf.eval()
             return plain(torch.func.functional_call(clf, {**params, **dict(clf.named_buffers())}, (self.space.to_model(xp),)))
 
-    def forward(self, xm):
+    def forward(self,
+                xm:Tensor, # a batch in model space
+               )->tuple: # `(x, s, a, f(x), f(s), f(a))`: pixel input, both outputs, the classifier's logits
+        "The pixel input, both generated images and the classifier's logits on all three"
         xp = self.space.to_pixel(plain(xm))
         if self.training and self.augment is not None: xp = self.augment(xp)
         s, a = self.generator(xp)
         with torch.no_grad(): lx = self.classify(xp)
         return xp, s, a, lx, self.classify(s), self.classify(a)
 
-def flip_loss(logits, c):
+def flip_loss(logits:Tensor, # logits [B,C]
+              c:Tensor, # the class to move away from, [B]
+             )->Tensor: # per-sample loss [B]
     "Per-sample `-log(1 - p_c)`: pushes the probability of class `c` down (binary: cross-entropy towards the other class)"
     z = logits.float()
     return -(torch.logsumexp(z.scatter(1, c[:, None], -float('inf')), 1) - torch.logsumexp(z, 1))
 
 class SimAdvLoss(nn.Module):
     "similar keeps the classifier's decision, adversarial flips it, both stay close (L1) to the input"
-    def __init__(self, prox=10., sim=1., adv=1.): super().__init__(); store_attr()
-    def forward(self, out, *yb):
+    def __init__(self,
+                 prox:float=10., # weight of the L1 distance of both outputs to the input
+                 sim:float=1., # weight of keeping the decision (similar head)
+                 adv:float=1., # weight of flipping the decision (adversarial head)
+                ): super().__init__(); store_attr()
+    def forward(self,
+                out:tuple, # `SimAdvModel`'s output
+                *yb, # the batch's labels, unused: the classifier's decision is the target
+               )->Tensor: # the loss, a scalar
+        "The weighted sum of the three terms, averaged over the batch"
         xp, s, a, lx, ls, la = out
         c = lx.argmax(1)
         prox = (s - xp).abs().mean() + (a - xp).abs().mean()
         return self.sim * F.cross_entropy(ls.float(), c) + self.adv * flip_loss(la, c).mean() + self.prox * prox
 
-def keep_rate(out, *yb):
+def keep_rate(out:tuple, # `SimAdvModel`'s output
+              *yb, # the batch's labels, unused
+             )->Tensor: # a fraction, scalar
     "Fraction of images whose similar output keeps the classifier's decision"
     return (out[4].argmax(1) == out[3].argmax(1)).float().mean()
 
-def flip_rate(out, *yb):
+def flip_rate(out:tuple, # `SimAdvModel`'s output
+              *yb, # the batch's labels, unused
+             )->Tensor: # a fraction, scalar
     "Fraction of images whose adversarial output changes the classifier's decision"
     return (out[5].argmax(1) != out[3].argmax(1)).float().mean()
 
-def simadv_learner(dls, classifier, nf=(16, 32, 64), augment=None, prox=10., sim=1., adv=1., space=None, **kwargs) -> Learner:
+@delegates(Learner, but=['loss_func', 'metrics'])
+def simadv_learner(dls:DataLoaders, # the classifier's data
+                   classifier:nn.Module, # the frozen classifier to explain
+                   nf:Sequence[int]=(16, 32, 64), # generator filters per level
+                   augment:Union[bool, Callable, None]=None, # True: `RandomGeometric()`; or a callable on pixel batches
+                   prox:float=10., # weight of the L1 distance of both outputs to the input
+                   sim:float=1., # weight of keeping the decision
+                   adv:float=1., # weight of flipping the decision
+                   space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: from `dls`
+                   **kwargs,
+                  )->Learner: # fit it like any fastai `Learner`
     "A fastai `Learner` training a `SimAdvUNet` against the frozen `classifier` on `dls` (space read from `dls` by default)"
     space = as_space(dls if space is None else space)
     if augment is True: augment = RandomGeometric()
@@ -223,23 +291,41 @@ def simadv_learner(dls, classifier, nf=(16, 32, 64), augment=None, prox=10., sim
 class GeneratorExplainer(SaliencyMethod):
     "Saliency `|similar − adversarial|` of a trained `SimAdvUNet` (Charachon et al. 2020): one generator forward pass"
     name = 'simadv'
-    def __init__(self, generator, classifier=None, reduce='abs_sum', strict=True, space=None):
+    def __init__(self,
+                 generator:SimAdvUNet, # the trained generator (`learn.model.generator`)
+                 classifier:Optional[nn.Module]=None, # the classifier it was trained against; None: no check
+                 reduce:Optional[Literal["abs_sum", "abs_max", "sum", "l2"]]='abs_sum', # channel reduction; None: signed [B,C,H,W]
+                 strict:bool=True, # refuse to explain a model other than `classifier`
+                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # the training space: every call's default
+                ):
         if not isinstance(generator, SimAdvUNet): raise TypeError(f"`generator` must be a SimAdvUNet, got {type(generator).__name__}")
         self.generator, self.classifier, self.reduce, self.strict = generator, classifier, _check_reduce(reduce), strict
         self.space = as_space(space)      # the training space: the default of every call
 
     @classmethod
-    def from_learner(cls, learn, **kwargs):
+    def from_learner(cls,
+                     learn:Learner, # a learner built by `simadv_learner`, trained
+                     **kwargs,
+                    )->GeneratorExplainer:
         "The explainer of a learner built by `simadv_learner` (with the space it was trained in)"
         return cls(learn.model.generator, learn.model.classifier, **{'space': learn.model.space, **kwargs})
 
-    def pair(self, x, space=None):
+    def pair(self,
+             x:Tensor, # images [B,C,H,W] in model space
+             space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: the training space
+            )->tuple: # `(similar, adversarial)` pixel images [B,C,H,W]
         "The `(similar, adversarial)` pixel images for model-space `x` (`space=None`: the training space)"
         x, space = check_images(x).to(model_device(self.generator)), as_space(self.space if space is None else space)
         with preserve_state(self.generator), torch.no_grad():
             return self.generator.eval()(space.to_pixel(x))
 
-    def __call__(self, model, x, target=None, space=None):
+    def __call__(self,
+                 model:nn.Module, # the classifier explained: the one trained against (unless `strict=False`)
+                 x:Tensor, # images [B,C,H,W] in model space
+                 target:Union[int, Tensor, Callable, None]=None, # only checked for its length: maps explain the decision
+                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: the training space
+                )->Tensor: # maps [B,1,H,W]
+        "Maps `|similar − adversarial|` of `x`, reduced over channels"
         if not isinstance(model, nn.Module): raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
         if self.strict and self.classifier is not None and model is not self.classifier:
             raise ValueError("this generator was trained to explain a different classifier; train one for this model with "
@@ -249,3 +335,6 @@ class GeneratorExplainer(SaliencyMethod):
             raise ValueError(f"`target` has {len(target)} entries but the batch has {len(x)} images; give one target per image")
         s, a = self.pair(x, space)
         return reduce_map(s - a, self.reduce)
+
+# `from_learner` takes the constructor's arguments (`space` overrides the learner's)
+delegates(GeneratorExplainer.__init__, but=['classifier'])(GeneratorExplainer.from_learner.__func__)

@@ -1,4 +1,4 @@
-"""Saliency metrics that prove interpretability: sharpness, localisation, faithfulness, sanity — in torch, batched, one score per sample.
+"""Score saliency maps with one number per image: how sharp they are, whether they point at the annotated region, whether the model agrees with their ranking of the pixels, and whether they change when the model's weights are destroyed.
 
 Docs: https://robust-saliency.github.io/robust_saliency/metrics.html.md"""
 
@@ -7,10 +7,14 @@ Docs: https://robust-saliency.github.io/robust_saliency/metrics.html.md"""
 # %% ../nbs/05_metrics.ipynb #02fafbd6
 from __future__ import annotations
 import copy, math, numbers
+from typing import Optional, Union, Callable, Literal, Sequence
 import torch, torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.basics import store_attr
-from .core import plain, check_images, resolve_target, preserve_state, as_space, model_device
+from fastai.data.core import DataLoaders
+from fastai.learner import Learner
+from .core import (plain, check_images, resolve_target, preserve_state, as_space, model_device,
+                                  InputSpace)
 from .core import fold_bn as _fold
 from .saliency import image_seeds, _mix32
 
@@ -19,12 +23,14 @@ __all__ = ['METRICS', 'METRIC_BETTER', 'check_maps', 'boxes_to_masks', 'masks_to
            'total_variation', 'topk_mass', 'pointing_game', 'energy_pointing_game', 'relevance_mass', 'relevance_rank',
            'mask_auc', 'connected_components', 'largest_component', 'map_boxes', 'box_iou', 'box_iobb',
            'localisation_iou', 'localisation_iobb', 'localisation_accuracy', 'finding_pairs', 'gaussian_blur',
-           'perturbation_curve', 'curve_auc', 'deletion_auc', 'insertion_auc', 'pixel_flipping', 'spearman', 'ssim',
-           'param_layers', 'randomised_copy', 'model_randomisation', 'randomisation_spearman', 'RandomMap', 'SobelMap',
-           'CentreGaussian', 'bootstrap_ci', 'evaluate', 'results_table', 'plot_evaluation']
+           'perturbation_curve', 'curve_auc', 'deletion_auc', 'insertion_auc', 'pixel_flipping', 'RandomMap',
+           'SobelMap', 'CentreGaussian', 'spearman', 'ssim', 'param_layers', 'randomised_copy', 'model_randomisation',
+           'randomisation_spearman', 'bootstrap_ci', 'evaluate', 'results_table', 'plot_evaluation']
 
 # %% ../nbs/05_metrics.ipynb #7cc1d08c
-def check_maps(maps, name='maps') -> Tensor:
+def check_maps(maps:Tensor, # saliency maps [B,1,H,W]; [B,H,W] and [B,C,H,W] are accepted
+               name:str='maps', # the argument's name, for error messages
+              )->Tensor: # plain float maps [B,1,H,W]
     "Validate saliency maps and return them as a plain float tensor `[B,1,H,W]` (`[B,H,W]` accepted; `[B,C,H,W]` -> sum of |.| over C)"
     if not isinstance(maps, Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor [B,1,H,W], got {type(maps).__name__}; convert arrays with `torch.as_tensor`")
@@ -44,7 +50,10 @@ def check_maps(maps, name='maps') -> Tensor:
     return maps
 
 # %% ../nbs/05_metrics.ipynb #0b5250d8
-def boxes_to_masks(boxes, shape, device=None) -> Tensor:
+def boxes_to_masks(boxes:Tensor, # boxes [B,4] (x0,y0,x1,y1) in pixel-edge coordinates
+                   shape:Sequence[int], # size of the masks: (H,W), or any shape that ends in H,W
+                   device:Union[str, torch.device, None]=None, # device of the masks; None: the boxes' device
+                  )->Tensor: # bool masks [B,1,H,W]
     "Bool masks `[B,1,H,W]` from boxes `[B,4]` (x0,y0,x1,y1 in pixel-edge coordinates; a pixel is inside when its centre is)"
     boxes = _check_boxes(boxes)
     H, W = shape[-2:]
@@ -67,7 +76,8 @@ def _check_boxes(boxes, name='boxes') -> Tensor:
         raise ValueError(f"`{name}` must satisfy x1 > x0 and y1 > y0 (format x0,y0,x1,y1, not x,y,w,h)")
     return boxes
 
-def masks_to_boxes(masks) -> Tensor:
+def masks_to_boxes(masks:Tensor, # bool masks [B,1,H,W] (or [B,H,W]), none of them empty
+                  )->Tensor: # bounding boxes [B,4] (x0,y0,x1,y1), pixel-edge coordinates
     "Bounding boxes `[B,4]` (x0,y0,x1,y1, pixel-edge coordinates) of bool masks `[B,1,H,W]`; empty masks are an error"
     m = plain(masks)
     if m.ndim == 4: m = m[:, 0]
@@ -111,33 +121,39 @@ def _flat_abs(maps):
     zero = a.sum(1, keepdim=True) == 0
     return torch.where(zero, torch.ones_like(a), a)
 
-def gini(maps) -> Tensor:
+def gini(maps:Tensor, # saliency maps [B,1,H,W]
+           )->Tensor: # one score per sample [B]
     "Gini index of |maps| per sample (Hurley & Rickard 2009): 0 flat, -> 1 one pixel"
     a = _flat_abs(maps).sort(1).values
     N = a.shape[1]
     k = torch.arange(1, N + 1, device=a.device, dtype=a.dtype)
     return 1 - 2 * ((a / a.sum(1, keepdim=True)) * (N - k + 0.5) / N).sum(1)
 
-def entropy(maps) -> Tensor:
+def entropy(maps:Tensor, # saliency maps [B,1,H,W]
+              )->Tensor: # one score per sample [B]
     "Normalised Shannon entropy of |maps|/‖maps‖₁ per sample: 1 flat, 0 one pixel"
     a = _flat_abs(maps)
     p = a / a.sum(1, keepdim=True)
     return -torch.xlogy(p, p).sum(1) / math.log(a.shape[1]) if a.shape[1] > 1 else torch.zeros(a.shape[0], device=a.device)
 
-def hoyer(maps) -> Tensor:
+def hoyer(maps:Tensor, # saliency maps [B,1,H,W]
+            )->Tensor: # one score per sample [B]
     "Hoyer sparseness of |maps| per sample: 0 flat, 1 one pixel"
     a = _flat_abs(maps)
     if a.shape[1] == 1: return torch.zeros(a.shape[0], device=a.device)   # one pixel: flat and peaked at once (as gini)
     r = math.sqrt(a.shape[1])
     return (r - a.sum(1) / a.norm(dim=1)) / (r - 1)
 
-def total_variation(maps) -> Tensor:
+def total_variation(maps:Tensor, # saliency maps [B,1,H,W]
+                      )->Tensor: # one score per sample [B]
     "Anisotropic total variation of |maps| divided by its L1 norm, per sample (low = coherent)"
     a = check_maps(maps).abs().float()
     tv = (a[..., 1:, :] - a[..., :-1, :]).abs().flatten(1).sum(1) + (a[..., :, 1:] - a[..., :, :-1]).abs().flatten(1).sum(1)
     return tv / a.flatten(1).sum(1).clamp_min(torch.finfo(a.dtype).tiny)
 
-def topk_mass(maps, k=0.05) -> Tensor:
+def topk_mass(maps:Tensor, # saliency maps [B,1,H,W]
+              k:Union[float, int]=0.05, # a fraction of the pixels, or an int count of pixels
+             )->Tensor: # one score per sample [B]
     "Fraction of the |maps| mass in the top `k` pixels per sample (`k` a fraction of the pixels, or an int count)"
     a = _flat_abs(maps)
     N = a.shape[1]
@@ -158,7 +174,11 @@ def _avg_ranks(v: Tensor) -> Tensor:
     r = (first + last).double() / 2 + 1
     return torch.empty_like(r).scatter_(1, order, r)
 
-def pointing_game(maps, masks=None, boxes=None, tolerance=0) -> Tensor:
+def pointing_game(maps:Tensor, # saliency maps [B,1,H,W]
+                  masks:Optional[Tensor]=None, # bool region [B,1,H,W] (boxes [B,4] given here are recognised)
+                  boxes:Optional[Tensor]=None, # or the region as boxes [B,4] (x0,y0,x1,y1)
+                  tolerance:float=0, # pixels (Euclidean) the arg-max may lie outside the region
+                 )->Tensor: # hit per sample [B]; tied maxima: the fraction of them that hit
     "1. where the arg-max of `maps` lies in the region (or within `tolerance` pixels of it), else 0."
     maps = check_maps(maps)
     m = _region(maps, masks, boxes)
@@ -172,7 +192,10 @@ def pointing_game(maps, masks=None, boxes=None, tolerance=0) -> Tensor:
     top = v == v.amax(1, keepdim=True)   # all maxima: ties are scored by expectation, not broken by position
     return (top & m.flatten(1)).sum(1).float() / top.sum(1)
 
-def energy_pointing_game(maps, masks=None, boxes=None) -> Tensor:
+def energy_pointing_game(maps:Tensor, # saliency maps [B,1,H,W]
+                         masks:Optional[Tensor]=None, # bool region [B,1,H,W] (boxes [B,4] given here are recognised)
+                         boxes:Optional[Tensor]=None, # or the region as boxes [B,4] (x0,y0,x1,y1)
+                        )->Tensor: # one score per sample [B]
     "Fraction of the positive mass of `maps` inside the region (Score-CAM's energy-based pointing game)"
     maps = check_maps(maps)
     m = _region(maps, masks, boxes).flatten(1)
@@ -180,11 +203,17 @@ def energy_pointing_game(maps, masks=None, boxes=None) -> Tensor:
     a = torch.where(a.sum(1, keepdim=True) == 0, torch.ones_like(a), a)   # no positive mass: flat map
     return (a * m).sum(1) / a.sum(1)
 
-def relevance_mass(maps, masks=None, boxes=None) -> Tensor:
+def relevance_mass(maps:Tensor, # saliency maps [B,1,H,W]
+                   masks:Optional[Tensor]=None, # bool region [B,1,H,W] (boxes [B,4] given here are recognised)
+                   boxes:Optional[Tensor]=None, # or the region as boxes [B,4] (x0,y0,x1,y1)
+                  )->Tensor: # one score per sample [B]
     "Relevance mass accuracy (Arras et al. 2022): positive relevance inside the region / total positive relevance"
     return energy_pointing_game(maps, masks, boxes)
 
-def relevance_rank(maps, masks=None, boxes=None) -> Tensor:
+def relevance_rank(maps:Tensor, # saliency maps [B,1,H,W]
+                   masks:Optional[Tensor]=None, # bool region [B,1,H,W] (boxes [B,4] given here are recognised)
+                   boxes:Optional[Tensor]=None, # or the region as boxes [B,4] (x0,y0,x1,y1)
+                  )->Tensor: # one score per sample [B]
     "Relevance rank accuracy (Arras et al. 2022): fraction of the K top-ranked pixels inside the region, K = region size"
     maps = check_maps(maps)
     m = _region(maps, masks, boxes).flatten(1)
@@ -195,7 +224,10 @@ def relevance_rank(maps, masks=None, boxes=None) -> Tensor:
     hits = (above & m).sum(1) + (K - above.sum(1)) * (tied & m).sum(1) / tied.sum(1)
     return hits.float() / K
 
-def mask_auc(maps, masks=None, boxes=None) -> Tensor:
+def mask_auc(maps:Tensor, # saliency maps [B,1,H,W]
+             masks:Optional[Tensor]=None, # bool region [B,1,H,W] (boxes [B,4] given here are recognised)
+             boxes:Optional[Tensor]=None, # or the region as boxes [B,4] (x0,y0,x1,y1)
+            )->Tensor: # one score per sample [B]
     "ROC-AUC of map values as a detector of region pixels per sample (ties count 1/2, as sklearn's roc_auc_score)"
     maps = check_maps(maps)
     m = _region(maps, masks, boxes).flatten(1)
@@ -207,7 +239,9 @@ def mask_auc(maps, masks=None, boxes=None) -> Tensor:
     return (((r * m).sum(1) - npos * (npos + 1) / 2) / (npos * nneg)).float()
 
 # %% ../nbs/05_metrics.ipynb #0844c548
-def connected_components(fg: Tensor, max_iter=None) -> Tensor:
+def connected_components(fg:Tensor, # bool foreground [B,1,H,W] (or [B,H,W])
+                         max_iter:Optional[int]=None, # propagation steps at most; None: H·W (always enough)
+                        )->Tensor: # long labels [B,1,H,W], 0 = background
     "Labels `[B,1,H,W]` (long, 0 = background) of the 8-connected components of bool `fg`, batched label propagation"
     if fg.dtype != torch.bool: raise TypeError(f"`fg` must be a bool tensor, got {fg.dtype}")
     if fg.ndim == 3: fg = fg[:, None]
@@ -220,7 +254,8 @@ def connected_components(fg: Tensor, max_iter=None) -> Tensor:
         lab = new
     return lab.long()
 
-def largest_component(fg: Tensor) -> Tensor:
+def largest_component(fg:Tensor, # bool foreground [B,1,H,W]
+                     )->Tensor: # bool mask [B,1,H,W] of the largest component
     "Bool mask `[B,1,H,W]` of the largest 8-connected component of bool `fg` (per sample; empty stays empty)"
     lab = connected_components(fg)
     B = lab.shape[0]
@@ -229,7 +264,9 @@ def largest_component(fg: Tensor) -> Tensor:
     best = counts.argmax(1)
     return (lab == best.view(B, 1, 1, 1)) & fg
 
-def map_boxes(maps, threshold=0.5) -> Tensor:
+def map_boxes(maps:Tensor, # saliency maps [B,1,H,W]
+              threshold:float=0.5, # foreground: at least this fraction of each map's min-max range
+             )->Tensor: # boxes [B,4] (x0,y0,x1,y1)
     "Boxes `[B,4]` of the largest connected component of min-max scaled `maps >= threshold` (ChestX-ray14 protocol)"
     maps = check_maps(maps)
     if not 0 < threshold <= 1: raise ValueError(f"`threshold` is a fraction of each map's range in (0,1], got {threshold}")
@@ -239,12 +276,16 @@ def map_boxes(maps, threshold=0.5) -> Tensor:
     fg = (maps - lo >= threshold * (hi - lo)) | (hi == lo)
     return masks_to_boxes(largest_component(fg))
 
-def box_iou(a: Tensor, b: Tensor) -> Tensor:
+def box_iou(a:Tensor, # boxes [B,4] (x0,y0,x1,y1)
+            b:Tensor, # boxes [B,4], paired with `a`
+           )->Tensor: # IoU per pair [B]
     "IoU of paired boxes `[B,4]` (x0,y0,x1,y1)"
     i = _box_inter(a, b)
     return i / (_box_area(a) + _box_area(b) - i)
 
-def box_iobb(pred: Tensor, gt: Tensor) -> Tensor:
+def box_iobb(pred:Tensor, # detected boxes [B,4] (x0,y0,x1,y1)
+             gt:Tensor, # ground-truth boxes [B,4], paired with `pred`
+            )->Tensor: # IoBB per pair [B]
     "Intersection over the detected box's area (IoBB, Wang et al. 2017) of paired boxes `[B,4]`"
     return _box_inter(pred, gt) / _box_area(pred)
 
@@ -259,24 +300,42 @@ def _gt_boxes(maps, masks, boxes):
     _region(maps, boxes=boxes)   # checks
     return _check_boxes(boxes).to(maps.device)
 
-def localisation_iou(maps, boxes=None, masks=None, threshold=0.5) -> Tensor:
+def localisation_iou(maps:Tensor, # saliency maps [B,1,H,W]
+                     boxes:Optional[Tensor]=None, # ground-truth boxes [B,4] (x0,y0,x1,y1)
+                     masks:Optional[Tensor]=None, # or bool masks [B,1,H,W], compared through their bounding boxes
+                     threshold:float=0.5, # fraction of each map's min-max range kept as foreground
+                    )->Tensor: # overlap per sample [B]
     "IoU between the box of the map's largest thresholded component and the ground-truth box (or the box of `masks`)"
     maps = check_maps(maps)
     return box_iou(map_boxes(maps, threshold), _gt_boxes(maps, masks, boxes))
 
-def localisation_iobb(maps, boxes=None, masks=None, threshold=0.5) -> Tensor:
+def localisation_iobb(maps:Tensor, # saliency maps [B,1,H,W]
+                      boxes:Optional[Tensor]=None, # ground-truth boxes [B,4] (x0,y0,x1,y1)
+                      masks:Optional[Tensor]=None, # or bool masks [B,1,H,W], compared through their bounding boxes
+                      threshold:float=0.5, # fraction of each map's min-max range kept as foreground
+                     )->Tensor: # overlap per sample [B]
     "IoBB (intersection over detected box) between the map's largest thresholded component box and the ground-truth box"
     maps = check_maps(maps)
     return box_iobb(map_boxes(maps, threshold), _gt_boxes(maps, masks, boxes))
 
-def localisation_accuracy(maps, boxes=None, masks=None, T=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7), by='iou', threshold=0.5) -> Tensor:
+def localisation_accuracy(maps:Tensor, # saliency maps [B,1,H,W]
+                          boxes:Optional[Tensor]=None, # ground-truth boxes [B,4] (x0,y0,x1,y1)
+                          masks:Optional[Tensor]=None, # or bool masks [B,1,H,W], compared through their bounding boxes
+                          T:Sequence[float]=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7), # overlap thresholds
+                          by:Literal["iou", "iobb"]='iou', # overlap measure
+                          threshold:float=0.5, # fraction of each map's min-max range kept as foreground
+                         )->Tensor: # hits [B, len(T)] (1. where the overlap is at least T)
     "Per-sample hits `[B, len(T)]` (1. where IoU/IoBB >= T); `.mean(0)` is the ChestX-ray14 accuracy at each T"
     if by not in ('iou', 'iobb'): raise ValueError(f"`by` must be 'iou' or 'iobb', got {by!r}")
     s = (localisation_iou if by == 'iou' else localisation_iobb)(maps, boxes, masks, threshold)
     return (s[:, None] >= torch.as_tensor(T, dtype=s.dtype, device=s.device)[None]).float()
 
 # %% ../nbs/05_metrics.ipynb #73a876a7
-def finding_pairs(x, labels, boxes=None, masks=None) -> dict:
+def finding_pairs(x:Tensor, # images [N,C,H,W]
+                  labels:Tensor, # multi-hot labels [N,K]
+                  boxes:Optional[Tensor]=None, # one box per finding [N,K,4], NaN where absent
+                  masks:Optional[Tensor]=None, # one mask per finding [N,K,1,H,W]
+                 )->dict: # one row per pair: `x`, `y`, `boxes`, `masks`, `src`
     "One row per (image, positive finding): dict of `x`, `y` (class index), `boxes` `[P,4]`, `masks` `[P,1,H,W]`, `src` (image index)"
     x, labels = check_images(x), plain(labels)
     if labels.ndim != 2 or labels.shape[0] != x.shape[0]:
@@ -295,7 +354,10 @@ def finding_pairs(x, labels, boxes=None, masks=None) -> dict:
                 masks=None if masks is None else masks[src, cls], src=src)
 
 # %% ../nbs/05_metrics.ipynb #0c10c1d3
-def gaussian_blur(x: Tensor, sigma=5., ksize=11) -> Tensor:
+def gaussian_blur(x:Tensor, # images [B,C,H,W]
+                  sigma:float=5., # standard deviation, pixels
+                  ksize:int=11, # kernel size, odd
+                 )->Tensor: # blurred images, same shape
     "Separable Gaussian blur of `[B,C,H,W]` per channel (replicate padding)"
     if ksize % 2 == 0 or ksize < 1: raise ValueError(f"`ksize` must be odd and >= 1, got {ksize}")
     d = torch.arange(ksize, device=x.device, dtype=x.dtype) - ksize // 2
@@ -333,8 +395,19 @@ def _auto_chunk(chunk, dev):
         raise ValueError(f"`chunk` must be an int >= 1 (images per forward pass) or None (automatic), got {chunk!r}")
     return chunk
 
-def perturbation_curve(model: nn.Module, x, maps, target=None, space=None, steps=20, mode='deletion',
-                       baseline='zero', start='blur', act='softmax', chunk=None, fold_bn=True) -> Tensor:
+def perturbation_curve(model:nn.Module, # the classifier, in model space
+                       x:Tensor, # images [B,C,H,W] in model space
+                       maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+                       target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
+                       space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
+                       steps:int=20, # equal steps from no pixel to every pixel changed
+                       mode:Literal["deletion", "insertion"]='deletion', # delete pixels from `x`, or insert them into `start`
+                       baseline:Union[str, float, Tensor]='zero', # deletion's fill: 'zero', 'blur', 'mean', a number or a pixel tensor
+                       start:Union[str, float, Tensor]='blur', # insertion's starting image: 'blur', 'zero', 'mean', a number or a pixel tensor
+                       act:Optional[Literal["softmax", "sigmoid"]]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
+                       chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+                       fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+                      )->Tensor: # target scores [B, steps+1]
     "Target score `[B, steps+1]` as pixels are deleted (replaced by `baseline`) or inserted (into `start`) in map order"
     if mode not in ('deletion', 'insertion'): raise ValueError(f"`mode` must be 'deletion' or 'insertion', got {mode!r}")
     if not isinstance(steps, int) or steps < 1: raise ValueError(f"`steps` must be an int >= 1, got {steps}")
@@ -373,30 +446,116 @@ def perturbation_curve(model: nn.Module, x, maps, target=None, space=None, steps
         curve.view(-1)[todo] = torch.cat(out)
     return curve
 
-def curve_auc(curve: Tensor) -> Tensor:
+def curve_auc(curve:Tensor, # curves [B, S+1] sampled evenly on [0,1]
+             )->Tensor: # area under each curve [B]
     "Trapezoidal area under curves `[B, S+1]` sampled evenly on [0,1]"
     return (curve.sum(1) - (curve[:, 0] + curve[:, -1]) / 2) / (curve.shape[1] - 1)
 
-def deletion_auc(model, x, maps, target=None, space=None, steps=20, baseline='zero', act='softmax', chunk=None,
-                 return_curve=False, fold_bn=True):
+def deletion_auc(model:nn.Module, # the classifier, in model space
+                 x:Tensor, # images [B,C,H,W] in model space
+                 maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+                 target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
+                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
+                 steps:int=20, # equal steps from no pixel to every pixel deleted
+                 baseline:Union[str, float, Tensor]='zero', # deletion's fill: 'zero', 'blur', 'mean', a number or a pixel tensor
+                 act:Optional[Literal["softmax", "sigmoid"]]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
+                 chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+                 return_curve:bool=False, # also return the curves
+                 fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+                )->Union[Tensor, tuple]: # AUC [B]; with `return_curve`, `(auc, curves [B, steps+1])`
     "Deletion AUC per sample (RISE; lower = more faithful); with `return_curve`, also the curves `[B, steps+1]`"
     c = perturbation_curve(model, x, maps, target, space, steps, 'deletion', baseline=baseline, act=act, chunk=chunk, fold_bn=fold_bn)
     return (curve_auc(c), c) if return_curve else curve_auc(c)
 
-def insertion_auc(model, x, maps, target=None, space=None, steps=20, start='blur', act='softmax', chunk=None,
-                  return_curve=False, fold_bn=True):
+def insertion_auc(model:nn.Module, # the classifier, in model space
+                  x:Tensor, # images [B,C,H,W] in model space
+                  maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+                  target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
+                  space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
+                  steps:int=20, # equal steps from no pixel to every pixel inserted
+                  start:Union[str, float, Tensor]='blur', # insertion's starting image: 'blur', 'zero', 'mean', a number or a pixel tensor
+                  act:Optional[Literal["softmax", "sigmoid"]]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
+                  chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+                  return_curve:bool=False, # also return the curves
+                  fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+                 )->Union[Tensor, tuple]: # AUC [B]; with `return_curve`, `(auc, curves [B, steps+1])`
     "Insertion AUC per sample (RISE, from a blurred image; higher = more faithful); with `return_curve`, also the curves"
     c = perturbation_curve(model, x, maps, target, space, steps, 'insertion', start=start, act=act, chunk=chunk, fold_bn=fold_bn)
     return (curve_auc(c), c) if return_curve else curve_auc(c)
 
-def pixel_flipping(model, x, maps, target=None, space=None, steps=None, baseline='zero', act='softmax', chunk=None,
-                   fold_bn=True) -> Tensor:
+def pixel_flipping(model:nn.Module, # the classifier, in model space
+                   x:Tensor, # images [B,C,H,W] in model space
+                   maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+                   target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
+                   space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
+                   steps:Optional[int]=None, # equal steps; None: one pixel per step
+                   baseline:Union[str, float, Tensor]='zero', # deletion's fill: 'zero', 'blur', 'mean', a number or a pixel tensor
+                   act:Optional[Literal["softmax", "sigmoid"]]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
+                   chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+                   fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+                  )->Tensor: # target scores [B, steps+1]
     "Pixel-flipping curves `[B, steps+1]` (Bach et al. 2015): deletion in map order, one pixel per step by default"
     return perturbation_curve(model, x, maps, target, space, steps or x.shape[-2] * x.shape[-1], 'deletion',
                               baseline=baseline, act=act, chunk=chunk, fold_bn=fold_bn)
 
+# %% ../nbs/05_metrics.ipynb #74d5d825
+class RandomMap:
+    "Control: uniform random map `[B,1,H,W]`, seeded per image from `seed` and its pixels (ignores the model)"
+    def __init__(self,
+                 seed:int=0, # combined with each image's pixels into that image's seed
+                ): store_attr()
+    def __call__(self,
+                 model:Optional[nn.Module], # ignored: a control does not look at the model
+                 x:Tensor, # images [B,C,H,W] in model space
+                 target:Union[int, Tensor, Callable, None]=None, # ignored (the saliency methods' signature)
+                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # ignored (the saliency methods' signature)
+                )->Tensor: # maps [B,1,H,W]
+        "Uniform noise maps for images `x`, seeded per image (the model and the target are ignored)"
+        x = check_images(x); (B, _, H, W) = x.shape
+        # a counter-based draw: pixel j of an image is a mix of (image key + j), on the device, no per-image generator
+        z = _mix32(_mix32(image_seeds(x, self.seed))[:, None] + torch.arange(H * W, device=x.device))
+        return ((z >> 8).float() / 2**24).view(B, 1, H, W)
+    def __repr__(self): return f"RandomMap(seed={self.seed})"
+
+class SobelMap:
+    "Control: Sobel edge magnitude of the grey pixel-space image `[B,1,H,W]` (ignores the model)"
+    def __call__(self,
+                 model:Optional[nn.Module], # ignored: a control does not look at the model
+                 x:Tensor, # images [B,C,H,W] in model space
+                 target:Union[int, Tensor, Callable, None]=None, # ignored (the saliency methods' signature)
+                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion (edges of the pixel image); None: identity
+                )->Tensor: # maps [B,1,H,W]
+        "Sobel edge magnitude of the grey pixel images (the model and the target are ignored)"
+        g = as_space(space).to_pixel(check_images(x)).mean(1, keepdim=True)
+        k = torch.tensor([[-1., 0, 1], [-2, 0, 2], [-1, 0, 1]], device=g.device, dtype=g.dtype)
+        gp = F.pad(g, (1, 1, 1, 1), mode='replicate')
+        gx, gy = F.conv2d(gp, k.view(1, 1, 3, 3)), F.conv2d(gp, k.t().reshape(1, 1, 3, 3))
+        return (gx**2 + gy**2).sqrt()
+    def __repr__(self): return "SobelMap()"
+
+class CentreGaussian:
+    "Control: centred Gaussian `[B,1,H,W]`, `sigma` a fraction of the image side (ignores the model and the image)"
+    def __init__(self,
+                 sigma:float=0.25, # standard deviation, a fraction of the image side
+                ): store_attr()
+    def __call__(self,
+                 model:Optional[nn.Module], # ignored: a control does not look at the model
+                 x:Tensor, # images [B,C,H,W] in model space
+                 target:Union[int, Tensor, Callable, None]=None, # ignored (the saliency methods' signature)
+                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # ignored (the saliency methods' signature)
+                )->Tensor: # maps [B,1,H,W]
+        "The centred Gaussian, one per image (the model, the pixels and the target are ignored)"
+        x = check_images(x, finite=False)
+        H, W = x.shape[-2:]
+        ys = (torch.arange(H, device=x.device, dtype=torch.float32) + 0.5 - H / 2) / (self.sigma * H)
+        xs = (torch.arange(W, device=x.device, dtype=torch.float32) + 0.5 - W / 2) / (self.sigma * W)
+        return torch.exp(-(ys[:, None]**2 + xs[None]**2) / 2).expand(x.shape[0], 1, H, W).clone()
+    def __repr__(self): return f"CentreGaussian(sigma={self.sigma})"
+
 # %% ../nbs/05_metrics.ipynb #f149ae9d
-def spearman(a, b) -> Tensor:
+def spearman(a:Tensor, # maps [B,1,H,W]
+             b:Tensor, # maps to compare with, same shape
+            )->Tensor: # correlation per sample [B]
     "Spearman rank correlation per sample between two batches of maps (ties: average ranks; constant map -> 0)"
     a, b = check_maps(a, 'a'), check_maps(b, 'b')
     if a.shape != b.shape: raise ValueError(f"maps to compare differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
@@ -409,7 +568,11 @@ def _minmax(m):
     lo, hi = m.amin((1, 2, 3), keepdim=True), m.amax((1, 2, 3), keepdim=True)
     return (m - lo) / (hi - lo).clamp_min(torch.finfo(m.dtype).tiny)
 
-def ssim(a, b, win=11, sigma=1.5) -> Tensor:
+def ssim(a:Tensor, # maps [B,1,H,W]
+         b:Tensor, # maps to compare with, same shape
+         win:int=11, # Gaussian window size (shrunk to fit small maps)
+         sigma:float=1.5, # the window's standard deviation, pixels
+        )->Tensor: # SSIM per sample [B]
     "Structural similarity per sample of two batches of maps, each min-max normalised to [0,1] (Gaussian window)"
     a, b = check_maps(a, 'a').float(), check_maps(b, 'b').float()
     if a.shape != b.shape: raise ValueError(f"maps to compare differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
@@ -425,7 +588,8 @@ def ssim(a, b, win=11, sigma=1.5) -> Tensor:
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))
     return s.flatten(1).mean(1)
 
-def param_layers(model: nn.Module):
+def param_layers(model:nn.Module, # any module
+                )->list: # (name, module) pairs, output side first
     "Names and modules that own parameters, top (output side) first — the order of the cascading randomisation"
     return [(n, m) for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))][::-1]
 
@@ -437,13 +601,23 @@ def _reinit(m, gen_seed):
             for p in m.parameters(recurse=False): nn.init.normal_(p, std=0.02) if p.ndim > 1 else nn.init.zeros_(p)
         if hasattr(m, 'reset_running_stats'): m.reset_running_stats()
 
-def randomised_copy(model: nn.Module, n_layers=None, seed=0) -> nn.Module:
+def randomised_copy(model:nn.Module, # the trained model (left untouched)
+                    n_layers:Optional[int]=None, # top-most parameterised layers to re-initialise; None: all
+                    seed:int=0, # seed of the top layer's re-initialisation (+1 for each layer below)
+                   )->nn.Module: # the randomised copy
     "A deep copy of `model` with its `n_layers` top-most parameterised layers re-initialised (all by default)"
     m = copy.deepcopy(model)
     for i, (_, l) in enumerate(param_layers(m)[:n_layers]): _reinit(l, seed + i)
     return m
 
-def model_randomisation(model: nn.Module, method, x, target=None, space=None, cascade=True, seed=0) -> dict:
+def model_randomisation(model:nn.Module, # the trained model (left untouched)
+                        method:Callable, # saliency method `method(model, x, target=, space=)` -> [B,1,H,W]
+                        x:Tensor, # images [B,C,H,W] in model space
+                        target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
+                        space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
+                        cascade:bool=True, # randomise top-down cumulatively; False: one layer at a time
+                        seed:int=0, # seed of the top layer's re-initialisation (+1 for each layer below)
+                       )->dict: # `layers` (names), `spearman` and `ssim` [L, B]
     "Maps of randomised copies vs the trained model's: dict of `layers` (names), `spearman` and `ssim` `[L, B]`"
     x = check_images(x).to(model_device(model))
     if target is None:
@@ -458,44 +632,18 @@ def model_randomisation(model: nn.Module, method, x, target=None, space=None, ca
         names.append(n); sp.append(spearman(ref, r)); ss.append(ssim(ref, r))
     return dict(layers=names, spearman=torch.stack(sp), ssim=torch.stack(ss))
 
-def randomisation_spearman(model, method, x, target=None, space=None, seed=0) -> Tensor:
+def randomisation_spearman(model:nn.Module, # the trained model (left untouched)
+                           method:Callable, # saliency method `method(model, x, target=, space=)` -> [B,1,H,W]
+                           x:Tensor, # images [B,C,H,W] in model space
+                           target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
+                           space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
+                           seed:int=0, # seed of the re-initialisation
+                          )->Tensor: # correlation per sample [B]
     "Spearman correlation `[B]` between the maps of `model` and of a fully re-initialised copy (lower = more model-sensitive)"
     x = check_images(x).to(model_device(model))
     if target is None:
         with preserve_state(model), torch.no_grad(): target = plain(model.eval()(x)).argmax(1)
     return spearman(method(model, x, target=target, space=space), method(randomised_copy(model, seed=seed), x, target=target, space=space))
-
-# %% ../nbs/05_metrics.ipynb #74d5d825
-class RandomMap:
-    "Control: uniform random map `[B,1,H,W]`, seeded per image from `seed` and its pixels (ignores the model)"
-    def __init__(self, seed=0): store_attr()
-    def __call__(self, model, x, target=None, space=None):
-        x = check_images(x); (B, _, H, W) = x.shape
-        # a counter-based draw: pixel j of an image is a mix of (image key + j), on the device, no per-image generator
-        z = _mix32(_mix32(image_seeds(x, self.seed))[:, None] + torch.arange(H * W, device=x.device))
-        return ((z >> 8).float() / 2**24).view(B, 1, H, W)
-    def __repr__(self): return f"RandomMap(seed={self.seed})"
-
-class SobelMap:
-    "Control: Sobel edge magnitude of the grey pixel-space image `[B,1,H,W]` (ignores the model)"
-    def __call__(self, model, x, target=None, space=None):
-        g = as_space(space).to_pixel(check_images(x)).mean(1, keepdim=True)
-        k = torch.tensor([[-1., 0, 1], [-2, 0, 2], [-1, 0, 1]], device=g.device, dtype=g.dtype)
-        gp = F.pad(g, (1, 1, 1, 1), mode='replicate')
-        gx, gy = F.conv2d(gp, k.view(1, 1, 3, 3)), F.conv2d(gp, k.t().reshape(1, 1, 3, 3))
-        return (gx**2 + gy**2).sqrt()
-    def __repr__(self): return "SobelMap()"
-
-class CentreGaussian:
-    "Control: centred Gaussian `[B,1,H,W]`, `sigma` a fraction of the image side (ignores the model and the image)"
-    def __init__(self, sigma=0.25): store_attr()
-    def __call__(self, model, x, target=None, space=None):
-        x = check_images(x, finite=False)
-        H, W = x.shape[-2:]
-        ys = (torch.arange(H, device=x.device, dtype=torch.float32) + 0.5 - H / 2) / (self.sigma * H)
-        xs = (torch.arange(W, device=x.device, dtype=torch.float32) + 0.5 - W / 2) / (self.sigma * W)
-        return torch.exp(-(ys[:, None]**2 + xs[None]**2) / 2).expand(x.shape[0], 1, H, W).clone()
-    def __repr__(self): return f"CentreGaussian(sigma={self.sigma})"
 
 # %% ../nbs/05_metrics.ipynb #df2466fd
 def _reg(kw): return dict(masks=kw['masks']) if kw['masks'] is not None else dict(boxes=kw['boxes'])
@@ -533,7 +681,11 @@ METRIC_BETTER = dict(gini='higher', entropy='lower', hoyer='higher', total_varia
 
 _REGION = ('pointing_game', 'energy_pointing_game', 'relevance_rank', 'mask_auc', 'localisation_iou', 'localisation_iobb')
 
-def bootstrap_ci(scores: Tensor, n_boot=1000, ci=0.95, seed=0):
+def bootstrap_ci(scores:Tensor, # per-sample scores [B]
+                 n_boot:int=1000, # bootstrap resamples
+                 ci:float=0.95, # coverage of the interval, in (0,1)
+                 seed:int=0, # seed of the resampling
+                )->tuple: # `(mean, lo, hi)` as floats
     "Mean of `scores` [B] and its percentile bootstrap interval `(mean, lo, hi)` as floats"
     if not 0 < ci < 1: raise ValueError(f"`ci` is a coverage in (0,1), e.g. 0.95; got {ci!r}")
     if not isinstance(n_boot, numbers.Integral) or isinstance(n_boot, bool) or n_boot < 1: raise ValueError(f"`n_boot` must be an int >= 1 (resamples), got {n_boot!r}")
@@ -545,8 +697,25 @@ def bootstrap_ci(scores: Tensor, n_boot=1000, ci=0.95, seed=0):
     lo, hi = torch.quantile(means, torch.tensor([(1 - ci) / 2, (1 + ci) / 2], dtype=s.dtype, device=s.device)).tolist()
     return s.mean().item(), lo, hi
 
-def evaluate(models: dict, methods: dict, x, y=None, masks=None, boxes=None, space=None, metrics=None, target=None,
-             bs=64, steps=20, baseline='zero', act='softmax', chunk=None, n_boot=1000, ci=0.95, seed=0, return_scores=False):
+def evaluate(models:dict, # {name: nn.Module} to compare
+             methods:dict, # {name: method(model, x, target=None, space=None) -> [B,1,H,W]}
+             x:Tensor, # images [B,C,H,W] in model space
+             y:Optional[Tensor]=None, # one class index per image (tensor or list): the class the maps explain
+             masks:Optional[Tensor]=None, # bool ground-truth regions [B,1,H,W] for the localisation metrics
+             boxes:Optional[Tensor]=None, # or ground-truth boxes [B,4] (x0,y0,x1,y1)
+             space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
+             metrics:Union[Sequence[str], dict, None]=None, # names in `METRICS` or {name: fn(maps, **context)}; None: all that apply
+             target:Optional[Literal["pred"]]=None, # 'pred': explain the predictions even when `y` is given
+             bs:int=64, # images per batch (maps, then metrics)
+             steps:int=20, # steps of the deletion and insertion curves
+             baseline:Union[str, float, Tensor]='zero', # deletion's fill: 'zero', 'blur', 'mean', a number or a pixel tensor
+             act:Optional[Literal["softmax", "sigmoid"]]='softmax', # faithfulness score ('sigmoid': multi-label); None: logits
+             chunk:Optional[int]=None, # images per forward pass of the faithfulness metrics; None: automatic
+             n_boot:int=1000, # bootstrap resamples of the images
+             ci:float=0.95, # coverage of the bootstrap interval
+             seed:int=0, # seed of the bootstrap
+             return_scores:bool=False, # also return the per-sample scores {(model, method, metric): [B]}
+            ): # long DataFrame (model, method, metric, mean, lo, hi, n); with `return_scores`, (DataFrame, scores)
     "Table (long DataFrame) of each metric's mean and bootstrap interval per model × method; optionally the per-sample scores"
     import pandas as pd
     if not isinstance(models, dict) or not models: raise TypeError("`models` must be a non-empty dict {name: nn.Module}")
@@ -594,7 +763,9 @@ def evaluate(models: dict, methods: dict, x, y=None, masks=None, boxes=None, spa
     df = pd.DataFrame(rows)
     return (df, scores) if return_scores else df
 
-def results_table(df, digits=3):
+def results_table(df, # an `evaluate` result
+                  digits:int=3, # decimals shown
+                 ): # DataFrame: rows model × method, columns metrics
     "Pivot an `evaluate` result: rows model × method, columns metrics, cells 'mean [lo, hi]'"
     f = lambda r: f"{r['mean']:.{digits}f} [{r['lo']:.{digits}f}, {r['hi']:.{digits}f}]"
     t = df.assign(cell=df.apply(f, axis=1)).pivot_table(index=['model', 'method'], columns='metric', values='cell', aggfunc='first', sort=False)
@@ -602,7 +773,11 @@ def results_table(df, digits=3):
     t = t[cols]; t.columns = [f"{c} ({'↑' if METRIC_BETTER.get(c) == 'higher' else '↓' if METRIC_BETTER.get(c) == 'lower' else '?'})" for c in cols]
     return t
 
-def plot_evaluation(df, metrics=None, ncols=4, figsize_per=(3.2, 2.6)):
+def plot_evaluation(df, # an `evaluate` result
+                    metrics:Optional[Sequence[str]]=None, # metrics to draw, in order; None: all of `df`'s
+                    ncols:int=4, # panels per row
+                    figsize_per:tuple=(3.2, 2.6), # size of one panel, inches
+                   ): # the matplotlib figure
     "One panel per metric: mean and bootstrap interval per method (bars), one colour per model"
     import matplotlib.pyplot as plt, numpy as np
     metrics = list(dict.fromkeys(df['metric'])) if metrics is None else list(metrics)

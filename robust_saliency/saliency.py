@@ -1,4 +1,4 @@
-"""Saliency extractors — gradient family, SmoothGrad/VarGrad, Integrated Gradients, CAM family — batched, state-safe, one call convention.
+"""Gradient, SmoothGrad/VarGrad, Integrated Gradients and the CAM family for any PyTorch classifier: one call convention, batched, and the model left exactly as it was found.
 
 Docs: https://robust-saliency.github.io/robust_saliency/saliency.html.md"""
 
@@ -7,11 +7,13 @@ Docs: https://robust-saliency.github.io/robust_saliency/saliency.html.md"""
 # %% ../nbs/04_saliency.ipynb #e354fd6f
 from __future__ import annotations
 import math, numbers
+from typing import Optional, Union, Literal, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.basics import store_attr, patch
+from fastprogress.fastprogress import progress_bar
 from fastai.learner import Learner
 from .core import (plain, model_device, check_images, resolve_target, expand_multi, Target, InputSpace,
                                   as_space, preserve_state, set_bn_eval, fold_bn)
@@ -24,8 +26,10 @@ __all__ = ['reduce_map', 'multi_index', 'SaliencyMethod', 'Gradient', 'InputXGra
 # %% ../nbs/04_saliency.ipynb #09bae454
 _reductions = ('abs_sum', 'abs_max', 'sum', 'l2', None)
 
-def reduce_map(a: Tensor, reduce='abs_sum') -> Tensor:
-    "Collapse channels of an attribution `[N,C,H,W]` -> `[N,1,H,W]` ('abs_sum', 'abs_max', 'sum', 'l2'), or keep it (None)"
+def reduce_map(a:Tensor, # attributions [N,C,H,W]
+               reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum', # how channels are collapsed; None keeps them
+              )->Tensor: # [N,1,H,W], or `a` itself for `reduce=None`
+    "Collapse the colour channels of an attribution"
     if reduce is None: return a
     if reduce == 'abs_sum': return a.abs().sum(1, keepdim=True)
     if reduce == 'abs_max': return a.abs().amax(1, keepdim=True)
@@ -42,8 +46,9 @@ def _check_chunk(chunk):
         raise ValueError(f"`chunk` (samples per forward pass) must be a positive int or None (all at once), got {chunk!r}")
     return chunk
 
-def multi_index(target: Tensor) -> Tensor:
-    "The `(image, class)` pair `[K,2]` of each output row for a multi-hot `target` `[B,C]`"
+def multi_index(target:Tensor, # multi-hot targets [B,C]
+               )->Tensor: # the (image, class) pair of each map, [K,2]
+    "Which `(image, class)` pair each map of a multi-hot `target` explains, in output order"
     return (plain(target) > 0).nonzero()
 
 # %% ../nbs/04_saliency.ipynb #ae85d2ce
@@ -83,11 +88,16 @@ class SaliencyMethod:
     @property
     def signed(self): "Whether maps can be negative (viz picks a diverging colour map)"; return self.reduce in ('sum', None)
 
-    def raw(self, model, xp, t, space):
-        "Attributions `[N,C,H,W]` (before `reduce`) for pixel-space rows `xp`, target `t`"
+    def raw(self,
+            model:nn.Module, # the classifier (eval mode, parameters frozen)
+            xp:Tensor, # pixel-space rows [N,C,H,W]
+            t:Target, # the rows' targets: class indices or a callable
+            space:InputSpace, # pixel <-> model conversion
+           )->Tensor: # attributions [N,C,H,W], before `reduce`
+        "Attributions for pixel-space rows: the one method a subclass implements"
         raise NotImplementedError
 
-    def _per_image(self, xp):
+    def _per_image(self, xp, space=None):
         "Per-image tensors `raw` needs (name -> `[B,...]`), resolved once against the whole pixel batch `xp`"
         return {}
 
@@ -95,10 +105,19 @@ class SaliencyMethod:
         "`raw` over `xp` split into chunks of `chunk` rows; the per-row tensors `kw` are split alongside"
         chunk = chunk or len(xp)
         if chunk >= len(xp): return self.raw(model, xp, t, space, **kw)
-        return torch.cat([self.raw(model, xp[i:i+chunk], _take(t, slice(i, i+chunk)), space, **{k: v[i:i+chunk] for k, v in kw.items()})
+        return torch.cat([self.raw(model, xp[i:i+chunk], _take(t, slice(i, i+chunk)), space,
+                                   **{k: v[i:i+chunk] for k, v in kw.items()})
                           for i in range(0, len(xp), chunk)])
 
-    def __call__(self, model, x, target=None, space=None):
+    def __call__(self,
+                 model:nn.Module, # the classifier; left exactly as it was found
+                 x:Tensor, # images [B,C,H,W] in model space, as the model consumes them
+                 # None: the predicted class; an int, a LongTensor [B], multi-hot [B,C] or `logits -> [B]`
+                 target:Union[int, Tensor, Callable, None]=None,
+                 # gradients w.r.t. the pixels through this space (or a DataLoaders'/Learner's); None: w.r.t. `x`
+                 space:Union[InputSpace, DataLoaders, Learner, None]=None,
+                )->Tensor: # maps [B,1,H,W]; a row per positive (image, class) for multi-hot targets
+        "Saliency maps of `model` for the images `x`"
         if not isinstance(model, nn.Module): raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
         x, space = check_images(x).to(model_device(model)), as_space(space)
         with preserve_state(model):
@@ -114,7 +133,7 @@ class SaliencyMethod:
             else:
                 with torch.no_grad(): t = resolve_target(target, _forward(net, space.to_pixel(x), space))
             xp = space.to_pixel(x).detach()
-            kw = self._per_image(xp)                        # against the B images, before rows are expanded or chunked
+            kw = self._per_image(xp, space)                 # against the B images, before rows are expanded or chunked
             multi = t.kind == 'multi'
             xp, t, src = expand_multi(xp, t)
             if multi: kw = {k: v[src.to(v.device)] for k, v in kw.items()}   # rows follow their image (no copy otherwise)
@@ -129,14 +148,35 @@ class SaliencyMethod:
 class Gradient(SaliencyMethod):
     "Vanilla gradient (Simonyan et al. 2013) of the target score w.r.t. the (pixel) input"
     name, single_pass = 'gradient', True
-    def __init__(self, reduce='abs_sum', chunk=None, channels_last=False, fold_bn=True):
-        self.reduce, self.chunk, self.channels_last, self.fold_bn = _check_reduce(reduce), _check_chunk(chunk), channels_last, fold_bn
-    def raw(self, model, xp, t, space): return _input_grad(model, xp, t, space, self.channels_last)
+    def __init__(self,
+                 reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum', # how channels are collapsed; None keeps them
+                 chunk:Optional[int]=None, # images per forward pass; None: all at once
+                 channels_last:bool=False, # feed the model channels-last inputs
+                 fold_bn:bool=True, # run on `core.fold_bn(model)`: eval BatchNorm folded into the convs, same maps
+                ):
+        self.reduce, self.chunk = _check_reduce(reduce), _check_chunk(chunk)
+        self.channels_last, self.fold_bn = channels_last, fold_bn
+
+    def raw(self,
+            model:nn.Module, # the classifier (eval mode, parameters frozen)
+            xp:Tensor, # pixel-space rows [N,C,H,W]
+            t:Target, # the rows' targets
+            space:InputSpace, # pixel <-> model conversion
+           )->Tensor: # d score / d pixels, [N,C,H,W]
+        "The input gradient of each row's target score"
+        return _input_grad(model, xp, t, space, self.channels_last)
 
 class InputXGradient(Gradient):
     "Input × gradient (Shrikumar et al. 2016), the input taken in pixel space when a space is given"
     name = 'inputxgradient'
-    def raw(self, model, xp, t, space): return xp * _input_grad(model, xp, t, space, self.channels_last)
+    def raw(self,
+            model:nn.Module, # the classifier (eval mode, parameters frozen)
+            xp:Tensor, # pixel-space rows [N,C,H,W]
+            t:Target, # the rows' targets
+            space:InputSpace, # pixel <-> model conversion
+           )->Tensor: # pixels times their gradient, [N,C,H,W]
+        "Each row's pixels times the input gradient of its target score"
+        return xp * _input_grad(model, xp, t, space, self.channels_last)
 
 # %% ../nbs/04_saliency.ipynb #e8a75b64
 _P = 2**31 - 1   # a prime: the image hash is a sum of products mod _P, exact in int64 on any device
@@ -148,19 +188,27 @@ def _mix32(z: Tensor) -> Tensor:
     z = ((z ^ (z >> 12)) * 0x297A2D39) % 2**32
     return z ^ (z >> 15)
 
-def image_seeds(x: Tensor, seed=0) -> Tensor:
-    "One seed per image in `[0, 2**31)` from `seed` and a hash of the image's float32 bits: same image, same seed, in any batch"
+def image_seeds(x:Tensor, # images [B,...]
+                seed:int=0, # mixed into every image's seed
+               )->Tensor: # int64 seeds [B] in [0, 2**31)
+    "One seed per image from `seed` and a hash of its float32 bits: the same image gets the same seed in any batch"
     v = x.detach().flatten(1).float().contiguous().view(torch.int32).long() % _P
     w = _mix32(torch.arange(v.shape[1], device=x.device) + 0x7F4A7C15) % _P + 1   # a pseudo-random weight per position
     h = (v * w % _P).sum(1) % _P                              # products < 2**62, reduced before the sum: exact up to 2**32 values
     return (h + int(seed) % _P * 1_000_003) % _P
 
-_default = object()
-
 class SmoothGrad(SaliencyMethod):
-    "Mean / mean-square / variance of `base` attributions over `n` noisy copies (noise std = `sigma` x pixel range)"
+    "Mean, mean square or variance of `base` attributions over `n` noisy copies of each image"
     name = 'smoothgrad'
-    def __init__(self, base=None, n=50, sigma=0.15, kind='mean', chunk=None, seed=0, reduce=_default):
+    def __init__(self,
+                 base:Optional[SaliencyMethod]=None, # the method run on the noisy copies; None: `Gradient()`
+                 n:int=50, # noisy copies per image
+                 sigma:float=0.15, # noise std as a fraction of each image's pixel range (max - min)
+                 kind:Literal['mean', 'squared', 'var']='mean', # SmoothGrad, SmoothGrad² or VarGrad
+                 chunk:Optional[int]=None, # noisy rows per forward pass; None: all `n*B` at once
+                 seed:Optional[int]=0, # noise seed, mixed with a hash of each image; None: the global RNG
+                 reduce:Union[Literal['base'], Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]]='base', # applied after aggregation; 'base': `base.reduce`
+                ):
         base = Gradient() if base is None else base
         if not isinstance(base, SaliencyMethod): raise TypeError(f"`base` must be a SaliencyMethod (e.g. Gradient() or CaptumMethod(...)), got {type(base).__name__}")
         if kind not in ('mean', 'squared', 'var'): raise ValueError(f"`kind` must be 'mean', 'squared' or 'var', got {kind!r}")
@@ -170,7 +218,7 @@ class SmoothGrad(SaliencyMethod):
         seed = None if seed is None else int(seed)
         store_attr('base,n,sigma,kind,seed')
         self.chunk = _check_chunk(chunk)
-        self.reduce = base.reduce if reduce is _default else _check_reduce(reduce)
+        self.reduce = base.reduce if isinstance(reduce, str) and reduce == 'base' else _check_reduce(reduce)
         if kind == 'var': self.name = 'vargrad'
     @property
     def signed(self): return self.kind == 'mean' and self.reduce in ('sum', None)
@@ -178,18 +226,29 @@ class SmoothGrad(SaliencyMethod):
     def fold_bn(self): return self.base.fold_bn
     def _repr_args(self): return dict(base=self.base, n=self.n, sigma=self.sigma, kind=self.kind, chunk=self.chunk)
 
-    def _per_image(self, xp):
+    def _per_image(self, xp, space=None):
         "One noise seed per image (from `seed` and the image's pixels), plus the base's per-image tensors"
         seeds = torch.randint(2**31, (len(xp),)) if self.seed is None else image_seeds(xp, self.seed).cpu()
-        return dict(seeds=seeds, **{f'base_{k}': v for k, v in self.base._per_image(xp).items()})   # seeds stay on the CPU: read as ints
+        base = self.base._per_image(xp, space)
+        return dict(seeds=seeds, **{f'base_{k}': v for k, v in base.items()})   # seeds stay on the CPU: read as ints
 
-    def raw(self, model, xp, t, space, seeds=None, **base_kw):
-        if seeds is None: return self.raw(model, xp, t, space, **self._per_image(xp))
+    def raw(self,
+            model:nn.Module, # the classifier (eval mode, parameters frozen)
+            xp:Tensor, # pixel-space rows [N,C,H,W]
+            t:Target, # the rows' targets
+            space:InputSpace, # pixel <-> model conversion
+            seeds:Optional[Tensor]=None, # noise seed of each row [N] (CPU); None: from `seed` and the pixels
+            **base_kw, # the base's per-row tensors, named `base_<name>` (e.g. IG's `base_bl`)
+           )->Tensor: # aggregated attributions [N,C,H,W]
+        "The `kind` statistic of the base's attributions over `n` noisy copies of each row"
+        if seeds is None: return self.raw(model, xp, t, space, **self._per_image(xp, space))
         N, n, dev = len(xp), self.n, xp.device
         std = self.sigma * (xp.flatten(1).amax(1) - xp.flatten(1).amin(1))           # per-image pixel range
         seeds, gen, last = seeds.tolist(), torch.Generator(dev), {}
         def noise(i):   # image i's n noise draws, from its own seed; kept while consecutive chunks share the image
-            if i not in last: last.clear(); last[i] = torch.randn((n, *xp.shape[1:]), generator=gen.manual_seed(seeds[i]), device=dev, dtype=xp.dtype)
+            if i not in last:
+                last.clear()
+                last[i] = torch.randn((n, *xp.shape[1:]), generator=gen.manual_seed(seeds[i]), device=dev, dtype=xp.dtype)
             return last[i]
         chunk = self.chunk or n * N
         s1 = s2 = 0
@@ -206,13 +265,24 @@ class SmoothGrad(SaliencyMethod):
         if self.kind == 'squared': return s2 / n
         return s2 / n - (s1 / n) ** 2
 
-def VarGrad(base=None, n=50, sigma=0.15, chunk=None, seed=0, reduce=_default):
-    "VarGrad (Adebayo et al. 2018): `SmoothGrad(kind='var')`"
+def VarGrad(base:Optional[SaliencyMethod]=None, # the method run on the noisy copies; None: `Gradient()`
+            n:int=50, # noisy copies per image
+            sigma:float=0.15, # noise std as a fraction of each image's pixel range (max - min)
+            chunk:Optional[int]=None, # noisy rows per forward pass; None: all `n*B` at once
+            seed:Optional[int]=0, # noise seed, mixed with a hash of each image; None: the global RNG
+            reduce:Union[Literal['base'], Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]]='base', # applied after aggregation; 'base': `base.reduce`
+           )->SmoothGrad: # `SmoothGrad(kind='var')`
+    "VarGrad (Adebayo et al. 2018): the variance of the base's attributions over noisy copies"
     return SmoothGrad(base, n=n, sigma=sigma, kind='var', chunk=chunk, seed=seed, reduce=reduce)
 
 # %% ../nbs/04_saliency.ipynb #4c1b2e01
-def ig_quadrature(steps, method='gausslegendre'):
-    "Nodes `alphas` and weights on [0,1] of the IG path integral"
+_quadratures = ('gausslegendre', 'riemann_trapezoid', 'riemann_left', 'riemann_right', 'riemann_middle')
+
+def ig_quadrature(steps:int, # number of nodes
+                  # the quadrature rule
+                  method:Literal['gausslegendre', 'riemann_trapezoid', 'riemann_left', 'riemann_right', 'riemann_middle']='gausslegendre',
+                 )->tuple: # `(alphas, weights)`, float64 tensors [steps]
+    "Nodes and weights on [0,1] of the IG path integral"
     if not isinstance(steps, int) or steps < 1: raise ValueError(f"`steps` must be a positive int, got {steps!r}")
     if method == 'gausslegendre':
         a, w = np.polynomial.legendre.leggauss(steps)
@@ -226,31 +296,87 @@ def ig_quadrature(steps, method='gausslegendre'):
     if method == 'riemann_left': return k / steps, w
     if method == 'riemann_right': return (k + 1) / steps, w
     if method == 'riemann_middle': return (k + 0.5) / steps, w
-    raise ValueError(f"`method` must be one of 'gausslegendre', 'riemann_trapezoid', 'riemann_left', 'riemann_right', 'riemann_middle', got {method!r}")
+    raise ValueError(f"`method` must be one of {', '.join(map(repr, _quadratures))}, got {method!r}")
+
+def _blur(x, sigma):
+    "Separable Gaussian blur of `[B,C,H,W]`, std `sigma` pixels, kernel cut at 3 std, replicate padding"
+    r = max(1, math.ceil(3 * sigma))
+    d = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-d**2 / (2 * sigma**2))
+    k, C = k / k.sum(), x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode='replicate'), k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode='replicate'), k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+
+_baselines = ('black', 'mean', 'blur')
 
 class IntegratedGradients(SaliencyMethod):
-    "Integrated Gradients from a pixel-space `baseline` (None: black), `steps`-node quadrature `method`"
+    "Integrated Gradients (Sundararajan et al. 2017) along the straight path from a pixel-space baseline"
     name = 'ig'
-    def __init__(self, steps=50, baseline=None, method='gausslegendre', chunk=None, reduce='abs_sum', channels_last=False,
-                 fold_bn=True):
+    def __init__(self,
+                 steps:int=50, # quadrature nodes: input-gradient passes per image
+                 # the path's start in pixel space: a name, a number, or a tensor broadcastable to the images
+                 baseline:Union[Literal['black', 'mean', 'blur'], float, Tensor, None]='black',
+                 # the quadrature rule
+                 method:Literal['gausslegendre', 'riemann_trapezoid', 'riemann_left', 'riemann_right', 'riemann_middle']='gausslegendre',
+                 chunk:Optional[int]=None, # interpolated rows per forward pass; None: all `steps*B` at once
+                 reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum', # how channels are collapsed; None keeps them
+                 channels_last:bool=False, # feed the model channels-last inputs
+                 fold_bn:bool=True, # run on `core.fold_bn(model)`: eval BatchNorm folded into the convs, same maps
+                 blur_sigma:float=0.1, # the 'blur' baseline's Gaussian std, as a fraction of the image's shorter side
+                ):
         ig_quadrature(steps, method)
-        store_attr('steps,baseline,method,channels_last,fold_bn')
+        if baseline is None: baseline = 'black'
+        if isinstance(baseline, str) and baseline not in _baselines:
+            raise ValueError(f"`baseline` must be 'black', 'mean', 'blur', a number or a pixel-space tensor, got {baseline!r}")
+        if not isinstance(baseline, (str, numbers.Real, Tensor, np.ndarray, list, tuple)) or isinstance(baseline, bool):
+            raise TypeError(f"`baseline` must be 'black', 'mean', 'blur', a number or a pixel-space tensor, got {type(baseline).__name__}")
+        if not isinstance(blur_sigma, numbers.Real) or isinstance(blur_sigma, bool) or not blur_sigma > 0:
+            raise ValueError(f"`blur_sigma` is a fraction of the image size and must be > 0, got {blur_sigma!r}")
+        store_attr('steps,baseline,method,channels_last,fold_bn,blur_sigma')
         self.reduce, self.chunk = _check_reduce(reduce), _check_chunk(chunk)
-    def _repr_args(self): return dict(steps=self.steps, method=self.method, chunk=self.chunk, reduce=self.reduce)
 
-    def _baseline(self, xp):
+    @property
+    def baseline_name(self) -> str:
+        "'black', 'mean', 'blur', the constant's value or 'tensor': the baseline's name in reports"
         b = self.baseline
-        if b is None: return torch.zeros_like(xp)
+        if isinstance(b, str): return b
+        return f'{float(b):g}' if isinstance(b, numbers.Real) else 'tensor'
+
+    def _repr_args(self):
+        blur = dict(blur_sigma=self.blur_sigma) if self.baseline_name == 'blur' and self.blur_sigma != 0.1 else {}
+        return dict(steps=self.steps, baseline=self.baseline_name, **blur, method=self.method, chunk=self.chunk,
+                    reduce=self.reduce)
+
+    def baseline_for(self,
+                     xp:Tensor, # pixel-space images [B,C,H,W]
+                     space:Union[InputSpace, DataLoaders, Learner, None]=None, # the model's input space ('mean' reads it)
+                    )->Tensor: # the path's start for each image, [B,C,H,W] in pixel space
+        "The baseline of each image: black, the data's mean colour, a blurred copy, or the given tensor"
+        b = self.baseline
+        if isinstance(b, str):
+            if b == 'black': return torch.zeros_like(xp)
+            if b == 'blur': return _blur(xp, self.blur_sigma * min(xp.shape[-2:]))
+            space = as_space(space)
+            # the data set's mean colour is zero in model space; without a normalisation, each image's own mean
+            if space.is_identity: return xp.mean((2, 3), keepdim=True).expand_as(xp)
+            return space.to_pixel(torch.zeros_like(xp[:1, :, :1, :1])).expand_as(xp)
         b = torch.as_tensor(plain(b), dtype=xp.dtype, device=xp.device)
         try: return b.expand_as(xp)
         except RuntimeError: raise ValueError(f"`baseline` of shape {tuple(b.shape)} does not broadcast to the images {tuple(xp.shape)}") from None
 
-    def _per_image(self, xp): return dict(bl=self._baseline(xp))
+    def _per_image(self, xp, space=None): return dict(bl=self.baseline_for(xp, space))
 
-    def raw(self, model, xp, t, space, bl=None):
+    def raw(self,
+            model:nn.Module, # the classifier (eval mode, parameters frozen)
+            xp:Tensor, # pixel-space rows [N,C,H,W]
+            t:Target, # the rows' targets
+            space:InputSpace, # pixel <-> model conversion
+            bl:Optional[Tensor]=None, # the rows' baselines [N,C,H,W]; None: `baseline_for(xp, space)`
+           )->Tensor: # attributions [N,C,H,W]
+        "Integrated Gradients of each row from its baseline"
         N, S = len(xp), self.steps
         alphas, w = (o.to(xp) for o in ig_quadrature(S, self.method))
-        bl = self._baseline(xp) if bl is None else bl
+        bl = self.baseline_for(xp, space) if bl is None else bl
         d = xp - bl
         chunk, acc = self.chunk or S * N, torch.zeros_like(xp)
         for a in range(0, S * N, chunk):
@@ -264,8 +390,10 @@ class IntegratedGradients(SaliencyMethod):
 # %% ../nbs/04_saliency.ipynb #eaee6c09
 def _leaves(model): return [m for m in model.modules() if not list(m.children())]
 
-def find_layer(model: nn.Module, x: Tensor) -> nn.Module:
-    "The last module whose output is a spatial 4-D map (h*w > 1) in a forward pass of `x[:1]`"
+def find_layer(model:nn.Module, # the classifier
+               x:Tensor, # a batch it consumes (only `x[:1]` is run)
+              )->nn.Module: # the last module whose output is a 4-D map with more than one position
+    "The layer the CAM family uses by default: the last spatial feature map before global pooling"
     last, hs = [None], []
     def hook(m, i, o):
         if isinstance(o, Tensor) and o.ndim == 4 and o.shape[-1] * o.shape[-2] > 1: last[0] = m
@@ -292,7 +420,12 @@ def _get_layer(model, layer, x):
 class _LayerMethod(SaliencyMethod):
     "Shared machinery of the CAM family: capture a layer's activation, weight channels, ReLU, upsample"
     reduce, relu, single_pass = None, True, True
-    def __init__(self, layer=None, relu=True, chunk=None, channels_last=False):
+    def __init__(self,
+                 layer:Union[nn.Module, str, None]=None, # the layer, or its dotted name ('0.8', 'layer4'); None: `find_layer`
+                 relu:bool=True, # keep only positive evidence (as the papers do)
+                 chunk:Optional[int]=None, # images per forward pass; None: all at once
+                 channels_last:bool=False, # feed the model channels-last inputs
+                ):
         store_attr('layer,relu,channels_last'); self.chunk = _check_chunk(chunk)
     @property
     def signed(self): return not self.relu
@@ -340,9 +473,22 @@ class GradCAMpp(_LayerMethod):
 class CAM(_LayerMethod):
     "Class activation map for global-average-pooling + linear models: `fc.weight[c] . A` (no backward pass)"
     name = 'cam'
-    def __init__(self, layer=None, fc=None, relu=True, chunk=None, channels_last=False):
+    def __init__(self,
+                 layer:Union[nn.Module, str, None]=None, # the layer, or its dotted name; None: `find_layer`
+                 fc:Optional[nn.Linear]=None, # the classifier head; None: the model's last `nn.Linear`
+                 relu:bool=True, # keep only positive evidence
+                 chunk:Optional[int]=None, # images per forward pass; None: all at once
+                 channels_last:bool=False, # feed the model channels-last inputs
+                ):
         super().__init__(layer, relu, chunk, channels_last); self.fc = fc
-    def raw(self, model, xp, t, space):
+
+    def raw(self,
+            model:nn.Module, # the classifier (eval mode, parameters frozen)
+            xp:Tensor, # pixel-space rows [N,C,H,W]
+            t:Target, # the rows' class indices
+            space:InputSpace, # pixel <-> model conversion
+           )->Tensor: # class activation maps [N,1,H,W], upsampled
+        "The head's class weights applied to the layer's activations"
         if t.kind == 'fn' or callable(getattr(t, 'target', None)):
             raise TypeError("CAM needs class-index targets (None, int, LongTensor or multi-hot), not a callable; use GradCAM")
         fc = self.fc or ([m for m in model.modules() if isinstance(m, nn.Linear)] or [None])[-1]
@@ -364,7 +510,15 @@ class _PixelModel(nn.Module):
 class CaptumMethod(SaliencyMethod):
     "Adapter: a Captum attribution class behind this library's call convention (and usable as a `SmoothGrad` base)"
     name = 'captum'
-    def __init__(self, attr_cls, reduce='abs_sum', layer=None, relu=False, chunk=None, init_kw=None, **attribute_kw):
+    def __init__(self,
+                 attr_cls:type, # a Captum attribution class, e.g. `captum.attr.Saliency`
+                 reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum', # how channels are collapsed; None keeps them
+                 layer:Union[nn.Module, str, None]=None, # for Captum's layer methods; None: `find_layer`
+                 relu:bool=False, # ReLU on layer maps before upsampling them to the input size
+                 chunk:Optional[int]=None, # images per Captum call; None: all at once
+                 init_kw:Optional[dict]=None, # keyword arguments of the `attr_cls` constructor
+                 **attribute_kw, # keyword arguments of `attr_cls.attribute`, e.g. `abs=False` or `n_steps=32`
+                ):
         if not (isinstance(attr_cls, type) and hasattr(attr_cls, 'attribute')):
             raise TypeError(f"`attr_cls` must be a Captum attribution class such as captum.attr.Saliency, got {attr_cls!r}")
         store_attr('attr_cls,layer,relu,init_kw,attribute_kw')
@@ -372,10 +526,17 @@ class CaptumMethod(SaliencyMethod):
         self.name = f'captum_{attr_cls.__name__.lower()}'
     def _repr_args(self): return dict(attr_cls=self.attr_cls.__name__, reduce=self.reduce, **self.attribute_kw)
 
-    def raw(self, model, xp, t, space):
+    def raw(self,
+            model:nn.Module, # the classifier (eval mode, parameters frozen)
+            xp:Tensor, # pixel-space rows [N,C,H,W]
+            t:Target, # the rows' class indices
+            space:InputSpace, # pixel <-> model conversion
+           )->Tensor: # Captum's attributions [N,C,H,W] (layer maps upsampled)
+        "Captum's attributions for pixel-space rows"
         if t.kind != 'index': raise TypeError("Captum methods need class-index targets (None, int, LongTensor or multi-hot), not a callable")
         fwd = model if space.is_identity else _PixelModel(model, space)     # some Captum methods need an nn.Module
-        args = (fwd, _get_layer(model, self.layer, space.to_model(xp))) if self.layer is not None or self.attr_cls.__name__.startswith('Layer') else (fwd,)
+        is_layer = self.layer is not None or self.attr_cls.__name__.startswith('Layer')
+        args = (fwd, _get_layer(model, self.layer, space.to_model(xp))) if is_layer else (fwd,)
         a = self.attr_cls(*args, **(self.init_kw or {})).attribute(xp.detach().requires_grad_(), target=t.value, **self.attribute_kw)
         a = plain(a[0] if isinstance(a, tuple) else a).detach()
         if a.shape[-2:] != xp.shape[-2:]:
@@ -389,12 +550,16 @@ _registry = dict(gradient=Gradient, inputxgradient=InputXGradient, smoothgrad=Sm
 
 def method_names(): return sorted(_registry)
 
-def register_method(name: str, factory):
-    "Register `factory(**kwargs) -> SaliencyMethod` under `name` for `get_method`"
+def register_method(name:str, # the name `get_method` will know it by (case-insensitive)
+                    factory:Callable, # `factory(**kwargs) -> SaliencyMethod`, e.g. the class itself
+                   ):
+    "Make `factory` available to `get_method` (and so to callbacks, metrics and the CLI) under `name`"
     _registry[name.lower()] = factory
 
-def get_method(name, **kwargs) -> SaliencyMethod:
-    "A saliency method by name ('gradient', 'smoothgrad', 'ig', 'gradcam', ...) with constructor `kwargs`"
+def get_method(name:Union[str, SaliencyMethod], # a registered name ('gradient', 'smoothgrad', 'ig', ...) or a method
+               **kwargs, # constructor arguments of the named method, e.g. `n=25` for 'smoothgrad'
+              )->SaliencyMethod: # a new method, or `name` itself when it is already one
+    "A saliency method by name, built with `kwargs`"
     if isinstance(name, SaliencyMethod):
         if kwargs: raise ValueError("give constructor arguments with a method name, not with a method object")
         return name
@@ -419,15 +584,30 @@ def _named_methods(methods):
 
 # %% ../nbs/04_saliency.ipynb #2fd334d3
 @patch
-def saliency(self: Learner, x_or_dl, method='gradient', target=None, **kwargs):
-    "Saliency maps of `self.model` for a batch (model space) or a whole `DataLoader`; space from `self.dls`"
-    from fastprogress.fastprogress import progress_bar
+def saliency(self:Learner,
+             x_or_dl:Union[Tensor, DataLoader], # a batch in model space, or a `DataLoader` of (images, labels, ...)
+             method:Union[str, SaliencyMethod]='gradient', # a method, or its name (`method_names()`)
+             # None: the predicted class; 'label': the loader's labels; an int class, a callable, or (batch) a tensor
+             target:Union[None, Literal['label'], int, Tensor, Callable]=None,
+             **kwargs, # constructor arguments when `method` is a name, e.g. `n=25` for 'smoothgrad'
+            )->Union[Tensor, tuple]: # maps [N,1,H,W]; `(maps, index)` for a loader's multi-hot labels
+    "Saliency maps of `self.model` for a batch or a whole `DataLoader`, in the space of `self.dls`"
     m, space = get_method(method, **kwargs), as_space(self.dls)
     if isinstance(x_or_dl, Tensor): return m(self.model, x_or_dl, target=target, space=space)
     if not hasattr(x_or_dl, '__iter__'): raise TypeError(f"`x_or_dl` must be an image batch or a DataLoader, got {type(x_or_dl).__name__}")
-    if target is not None and target != 'label': raise ValueError("with a DataLoader, `target` must be None (predicted class) or 'label'")
-    maps = []
+    label = isinstance(target, str) and target == 'label'
+    if not (target is None or label or callable(target) or isinstance(target, int)) or isinstance(target, (bool, Tensor)):
+        raise ValueError("with a DataLoader, `target` must be None (predicted class), 'label', an int class or a callable; "
+                         f"got {target!r}")
+    maps, index, n = [], [], 0
     for b in progress_bar(x_or_dl, leave=False):
         if not isinstance(b, (tuple, list)) or not isinstance(b[0], Tensor): raise TypeError("the DataLoader must yield (images, ...) batches")
-        maps.append(m(self.model, b[0], target=b[1] if target == 'label' else None, space=space).cpu())
-    return torch.cat(maps)
+        xb, t = b[0], (b[1] if label else target)
+        if label and isinstance(t, Tensor) and t.ndim == 2:    # multi-hot: one map per positive (image, class)
+            idx = multi_index(t).cpu()
+            if len(idx): maps.append(m(self.model, xb, target=t, space=space).cpu())   # a batch may have no positive
+            index.append(idx + torch.tensor([n, 0]))
+        else: maps.append(m(self.model, xb, target=t, space=space).cpu())
+        n += len(xb)
+    if not maps: raise ValueError("the DataLoader's multi-hot labels have no positive class; there is nothing to explain")
+    return (torch.cat(maps), torch.cat(index)) if index else torch.cat(maps)

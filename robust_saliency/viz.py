@@ -1,4 +1,4 @@
-"""Pictures of saliency: overlays on the de-normalised image, models × methods grids (standard vs robust), maps across epochs, and an ipywidgets explorer.
+"""Saliency maps drawn on the images they explain: overlays, model × method grids (standard vs robust), maps across training epochs, and an interactive explorer for JupyterLab.
 
 Docs: https://robust-saliency.github.io/robust_saliency/viz.html.md"""
 
@@ -7,13 +7,16 @@ Docs: https://robust-saliency.github.io/robust_saliency/viz.html.md"""
 # %% ../nbs/08_viz.ipynb #a8eb0f05
 from __future__ import annotations
 import io
+from typing import Callable, Optional, Sequence, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import nn, Tensor
 import matplotlib.pyplot as plt
-from .core import plain, as_space, check_images, expand_multi, Target
+from fastcore.meta import delegates
+from .core import plain, as_space, check_images, expand_multi, Target, InputSpace
 from .saliency import get_method, SaliencyMethod, _named_methods
+from .metrics import gini
 
 # %% auto #0
 __all__ = ['scale_map', 'to_image', 'overlay', 'show_overlay', 'saliency_maps', 'plot_grid', 'plot_epochs', 'SaliencyExplorer',
@@ -22,19 +25,26 @@ __all__ = ['scale_map', 'to_image', 'overlay', 'show_overlay', 'saliency_maps', 
 # %% ../nbs/08_viz.ipynb #2ccbca14
 def _is_signed(m: Tensor) -> bool: return bool((m < 0).any())
 
-def scale_map(m, clip=99., signed=None) -> Tensor:
-    "Maps `[...,H,W]` scaled per map by their `clip` percentile of |m|: to [0,1] (unsigned) or [-1,1] (signed)"
+def scale_map(m:Tensor, # saliency maps `[...,H,W]`
+              clip:float=99., # percentile of |m| (per map) that becomes 1, in (0, 100]; 100: the maximum
+              signed:Optional[bool]=None, # keep the sign (scale to [-1,1]); None: signed if the map has negative values
+             )->Tensor: # maps of the same shape in [0,1] (unsigned) or [-1,1] (signed)
+    "Maps scaled for display, each by its `clip` percentile of |m|"
     m = plain(m).detach().float()
     if not 0 < clip <= 100: raise ValueError(f"`clip` is a percentile in (0, 100], got {clip}")
     if signed is None: signed = _is_signed(m)
     a = m if signed else m.clamp_min(0)
     flat = a.abs().flatten(-2)
-    hi = flat.quantile(clip / 100, dim=-1, keepdim=True)[..., None] if clip < 100 else flat.amax(-1, keepdim=True)[..., None]
+    if clip < 100: hi = flat.quantile(clip / 100, dim=-1, keepdim=True)[..., None]
+    else: hi = flat.amax(-1, keepdim=True)[..., None]
     hi = torch.where(hi > 0, hi, torch.ones_like(hi))
     return (a / hi).clamp(-1 if signed else 0, 1)
 
-def to_image(x, space=None) -> Tensor:
-    "A model-space image `[C,H,W]` or batch `[B,C,H,W]` de-normalised to pixel space [0,1] (channels last, CPU, for display)"
+# %% ../nbs/08_viz.ipynb #b15faef6
+def to_image(x:Tensor, # a model-space image `[C,H,W]` or batch `[B,C,H,W]`
+             space:Optional[InputSpace]=None, # pixel<->model conversion (or a `DataLoaders`); None: identity
+            )->Tensor: # pixel image(s) `[(B,)H,W,3]` in [0,1], channels last, on the CPU
+    "De-normalise model-space images to pixel space for display"
     x = plain(x).detach()
     b = x if x.ndim == 4 else x[None]
     p = as_space(space).to_pixel(b.float()).clamp(0, 1).cpu().permute(0, 2, 3, 1)
@@ -48,12 +58,22 @@ def _outline(mask: Tensor) -> Tensor:
     inner = -F.max_pool2d(-m, 3, stride=1, padding=1)
     return (m - inner)[0, 0] > 0
 
-def overlay(img, smap, signed=None, clip=99., alpha=0.6, cmap=None, mask=None, mask_color=(0., 1., 0.), scale=1) -> np.ndarray:
-    "RGB float array `[H*scale,W*scale,3]`: pixel image `img` `[H,W,3]` (see `to_image`) with saliency `smap` `[H,W]` blended on"
+def overlay(img:Tensor, # pixel image `[H,W,3]` in [0,1] (see `to_image`)
+            smap:Tensor, # one saliency map `[H,W]` (or `[1,H,W]`)
+            signed:Optional[bool]=None, # diverging colours for a signed map; None: signed if it has negative values
+            clip:float=99., # display percentile (see `scale_map`)
+            alpha:float=0.6, # opacity of the map where the saliency is largest
+            cmap:Optional[str]=None, # matplotlib colour map; None: `'RdBu_r'` (signed) or `'inferno'`
+            mask:Optional[Tensor]=None, # region `[H,W]` to outline (e.g. the lesion); None: no outline
+            mask_color:tuple=(0., 1., 0.), # RGB of the outline
+            scale:int=1, # upsampling factor of the result (nearest neighbour)
+           )->np.ndarray: # RGB float array `[H*scale,W*scale,3]`
+    "The image with the saliency map blended on, and the mask outlined"
     img, smap = plain(torch.as_tensor(img)).float().cpu(), plain(torch.as_tensor(smap)).float().cpu()
     smap = smap.reshape(smap.shape[-2:]) if smap.ndim > 2 and smap.shape[:-2].numel() == 1 else smap
     if smap.ndim != 2: raise ValueError(f"`smap` must be one map [H,W] (or [1,H,W]), got shape {tuple(smap.shape)}")
-    if img.ndim != 3 or img.shape[-1] not in (1, 3): raise ValueError(f"`img` must be [H,W,3] in [0,1] (use `to_image`), got {tuple(img.shape)}")
+    if img.ndim != 3 or img.shape[-1] not in (1, 3):
+        raise ValueError(f"`img` must be [H,W,3] in [0,1] (use `to_image`), got {tuple(img.shape)}")
     if img.shape[:2] != smap.shape: raise ValueError(f"image {tuple(img.shape[:2])} and map {tuple(smap.shape)} sizes differ")
     if signed is None: signed = _is_signed(smap)
     s = scale_map(smap, clip, signed)
@@ -68,8 +88,20 @@ def overlay(img, smap, signed=None, clip=99., alpha=0.6, cmap=None, mask=None, m
         out[_outline(mk)] = torch.tensor(mask_color, dtype=out.dtype)
     return out.clamp(0, 1).numpy()
 
-def show_overlay(img, smap, ax=None, title=None, signed=None, clip=99., alpha=0.7, cmap=None, mask=None, mask_color='lime', **kwargs):
-    "Show `overlay(img, smap, ...)` on a matplotlib axis (a new figure if None); the mask as a thin contour"
+# %% ../nbs/08_viz.ipynb #9f27c4e7
+@delegates(overlay)
+def show_overlay(img:Tensor, # pixel image `[H,W,3]` in [0,1] (see `to_image`)
+                 smap:Tensor, # one saliency map `[H,W]` (or `[1,H,W]`)
+                 ax:Optional[plt.Axes]=None, # where to draw; None: a new 3×3-inch figure
+                 title:Optional[str]=None, # axis title
+                 signed:Optional[bool]=None, # diverging colours for a signed map; None: signed if it has negative values
+                 clip:float=99., # display percentile (see `scale_map`)
+                 alpha:float=0.7, # opacity of the map where the saliency is largest
+                 cmap:Optional[str]=None, # matplotlib colour map; None: `'RdBu_r'` (signed) or `'inferno'`
+                 mask:Optional[Tensor]=None, # region `[H,W]` drawn as a thin contour; None: none
+                 mask_color:str='lime', # matplotlib colour of the contour
+                 **kwargs)->plt.Axes: # the axis drawn on
+    "Show `overlay(img, smap, ...)` on a matplotlib axis, the mask as a thin contour"
     if ax is None: _, ax = plt.subplots(figsize=(3, 3))
     ax.imshow(overlay(img, smap, signed=signed, clip=clip, alpha=alpha, cmap=cmap, **kwargs))
     if mask is not None:
@@ -90,11 +122,18 @@ def _named(d, what):
     if what == 'methods': return _named_methods(items)   # unique names, as SaliencyCallback's columns
     return {f'model{i}': m for i, m in enumerate(items)}
 
-def saliency_maps(models, methods, x, target=None, space=None) -> dict:
-    "Maps `{(model_name, method_name): [B,1,H,W]}` (CPU) for every model and method"
+def saliency_maps(models:Union[dict, list, nn.Module], # `{name: model}`, or models (named `model0`, `model1`, ...)
+                  methods:Union[dict, list, str, SaliencyMethod], # `{name: method}`, or methods / method names (named after the method)
+                  x:Tensor, # images `[B,C,H,W]` in model space
+                  target:Optional[Union[int, Tensor, Callable]]=None, # what to explain: None: the predicted class; an int, labels `[B]` or multi-hot `[B,C]`
+                  space:Optional[InputSpace]=None, # pixel<->model conversion (or a `DataLoaders`); None: identity
+                 )->dict: # `{(model_name, method_name): maps [B,1,H,W]}` on the CPU
+    "The maps of every model for every method"
     models, methods = _named(models, 'models'), _named(methods, 'methods')
-    return {(mn, kn): get_method(k)(m, x, target=target, space=space).cpu() for mn, m in models.items() for kn, k in methods.items()}
+    return {(mn, kn): get_method(k)(m, x, target=target, space=space).cpu()
+            for mn, m in models.items() for kn, k in methods.items()}
 
+# %% ../nbs/08_viz.ipynb #899551fb
 def _grid_masks(masks, rows, cls, B, C, hw):
     "One mask per grid row: per-image masks `[B,...,H,W]` follow their image, per-class masks `[B,C,(1,)H,W]` their (image, class)"
     m = plain(torch.stack([torch.as_tensor(k) for k in masks]) if isinstance(masks, (list, tuple)) else torch.as_tensor(masks)).cpu()
@@ -104,9 +143,20 @@ def _grid_masks(masks, rows, cls, B, C, hw):
     raise ValueError(f"`masks` {tuple(m.shape)} must hold one mask [H,W]=[{hw[0]},{hw[1]}] per image"
                      + (f" or one per class [{B},{C},{hw[0]},{hw[1]}]" if cls is not None else "") + f" for the {B} images")
 
-def plot_grid(models, methods, x, target=None, space=None, masks=None, maps=None, clip=99., alpha=0.7, size=2.0, titles=None,
-              classes=None):
-    "Rows: images (a multi-hot `target`: one per (image, positive class)); columns: the image, then each model's map per method"
+def plot_grid(models:Union[dict, list, nn.Module], # `{name: model}`, or models (named `model0`, ...)
+              methods:Union[dict, list, str, SaliencyMethod], # `{name: method}`, or methods / method names
+              x:Tensor, # images `[B,C,H,W]` in model space
+              target:Optional[Union[int, Tensor, Callable]]=None, # what to explain (see `saliency_maps`); multi-hot `[B,C]`: a row per positive class
+              space:Optional[InputSpace]=None, # pixel<->model conversion (or a `DataLoaders`); None: identity
+              masks:Optional[Tensor]=None, # regions to outline: per image `[B,(1,)H,W]` or per class `[B,C,(1,)H,W]`
+              maps:Optional[dict]=None, # maps from `saliency_maps` (one per row); None: computed here
+              clip:float=99., # display percentile (see `scale_map`)
+              alpha:float=0.7, # opacity of the maps
+              size:float=2.0, # inches per panel
+              titles:Optional[Sequence]=None, # a row label per image (e.g. its class name)
+              classes:Optional[Sequence[str]]=None, # class names for the rows of a multi-hot `target`
+             )->plt.Figure:
+    "Rows: images (one per positive class for a multi-hot `target`); columns: the image, then each model's map per method"
     x = check_images(x)
     models, methods = _named(models, 'models'), _named(methods, 'methods')
     t = plain(target) if isinstance(target, Tensor) else torch.as_tensor(target) if isinstance(target, (list, tuple)) else None
@@ -120,9 +170,11 @@ def plot_grid(models, methods, x, target=None, space=None, masks=None, maps=None
     cols = [(mn, kn) for mn in models for kn in methods]
     for c in cols:
         if len(maps[c]) != len(rows):
-            raise ValueError(f"`maps` {c} has {len(maps[c])} maps for a grid of {len(rows)} rows (one per image, or per positive class)")
+            raise ValueError(f"`maps` {c} has {len(maps[c])} maps for a grid of {len(rows)} rows "
+                             "(one per image, or per positive class)")
     imgs = to_image(x, space)
-    mks = None if masks is None else _grid_masks(masks, rows, cls, len(x), None if cls is None else t.shape[1], imgs.shape[1:3])
+    C = None if cls is None else t.shape[1]
+    mks = None if masks is None else _grid_masks(masks, rows, cls, len(x), C, imgs.shape[1:3])
     R = len(rows)
     fig, axs = plt.subplots(R, len(cols) + 1, figsize=(size * (len(cols) + 1), size * R), squeeze=False)
     for r, i in enumerate(rows.tolist()):
@@ -142,16 +194,23 @@ def plot_grid(models, methods, x, target=None, space=None, masks=None, maps=None
     return fig
 
 # %% ../nbs/08_viz.ipynb #1fb85305
-def plot_epochs(cb, idx=(0,), methods=None, space=None, clip=99., alpha=0.7, size=1.8):
+def plot_epochs(cb:SaliencyCallback, # a `SaliencyCallback` that was fitted with `keep_maps=True`
+                idx:Union[int, Sequence[int]]=(0,), # probe images to show
+                methods:Optional[Sequence[str]]=None, # method names (its columns); None: all it kept
+                space:Optional[InputSpace]=None, # pixel<->model conversion; None: the one of the fit
+                clip:float=99., # display percentile (see `scale_map`)
+                alpha:float=0.7, # opacity of the maps
+                size:float=1.8, # inches per panel
+               )->plt.Figure:
     "Maps kept by a `SaliencyCallback` across epochs for probe images `idx`; titles give each map's Gini index"
-    from robust_saliency.metrics import gini
     if not getattr(cb, 'maps', None): raise ValueError("this callback kept no maps: fit with it first (and `keep_maps=True`)")
     idx = [idx] if isinstance(idx, int) else list(idx)
     epochs = sorted(cb.maps)
     methods = methods or list(cb.maps[epochs[-1]])
     imgs = to_image(cb._x[idx], as_space(space) if space is not None else cb._space)
     masks = None if cb.masks is None else cb.masks[idx]
-    fig, axs = plt.subplots(len(idx) * len(methods), len(epochs) + 1, figsize=(size * (len(epochs) + 1), size * len(idx) * len(methods)), squeeze=False)
+    nr, nc = len(idx) * len(methods), len(epochs) + 1
+    fig, axs = plt.subplots(nr, nc, figsize=(size * nc, size * nr), squeeze=False)
     for r, (i, k) in enumerate([(i, k) for i in range(len(idx)) for k in methods]):
         ax = axs[r, 0]; ax.imshow(imgs[i]); ax.set_xticks([]); ax.set_yticks([]); ax.set_ylabel(f'#{idx[i]} {k}', fontsize=8)
         for j, e in enumerate(epochs):
@@ -163,14 +222,26 @@ def plot_epochs(cb, idx=(0,), methods=None, space=None, clip=99., alpha=0.7, siz
 
 # %% ../nbs/08_viz.ipynb #6dda7dff
 class SaliencyExplorer:
-    "ipywidgets explorer: pick image, method and model; shows the saliency overlay (CSS classes `rs-overlay`, `rs-image-index`, ...)"
-    def __init__(self, models, x, methods=('gradient', 'smoothgrad', 'gradcam'), target=None, space=None, masks=None,
-                 scale=4, clip=99., alpha=0.6, classes=None):
+    "ipywidgets explorer: pick image, method and model; shows the saliency overlay (CSS classes `rs-overlay`, ...)"
+    def __init__(self,
+                 models:Union[dict, list, nn.Module], # `{name: model}`, or models (named `model0`, ...)
+                 x:Tensor, # images `[B,C,H,W]` in model space
+                 methods:Union[dict, list, str, SaliencyMethod]=('gradient', 'smoothgrad', 'gradcam'), # `{name: method}`, or methods / names
+                 target:Optional[Union[int, Tensor, Callable]]=None, # what to explain: None: predicted class; int, labels `[B]`, multi-hot `[B,C]`
+                 space:Optional[InputSpace]=None, # pixel<->model conversion (or a `DataLoaders`); None: identity
+                 masks:Optional[Tensor]=None, # a region `[B,(1,)H,W]` per image to outline; None: none
+                 scale:int=4, # upsampling of the displayed overlay
+                 clip:float=99., # initial display percentile (a slider)
+                 alpha:float=0.6, # initial opacity (a slider)
+                 classes:Optional[Sequence[str]]=None, # class names for the class dropdown of a multi-hot `target`
+                ):
         import ipywidgets as W
-        self.models, self.methods = _named(models, 'models'), {k: get_method(v) for k, v in _named(methods, 'methods').items()}
+        self.models = _named(models, 'models')
+        self.methods = {k: get_method(v) for k, v in _named(methods, 'methods').items()}
         self.x, self.space, self.masks, self.target, self.scale, self.classes = check_images(x), space, masks, target, scale, classes
         self.multi = isinstance(target, Tensor) and target.ndim == 2
-        if self.multi and len(target) != len(self.x): raise ValueError(f"multi-hot `target` has {len(target)} rows for {len(self.x)} images")
+        if self.multi and len(target) != len(self.x):
+            raise ValueError(f"multi-hot `target` has {len(target)} rows for {len(self.x)} images")
         self.imgs, self._cache = to_image(self.x, space), {}
         self.image = W.IntSlider(value=0, min=0, max=len(self.x) - 1, description='image', continuous_update=False)
         self.method = W.Dropdown(options=list(self.methods), description='method')
@@ -180,8 +251,9 @@ class SaliencyExplorer:
         self.cls = W.Dropdown(options=self._cls_options(0), description='class') if self.multi else None
         self.overlay = W.Image(format='png', layout=W.Layout(width=f'{self.imgs.shape[2] * scale}px'))
         self.label, self._busy = W.HTML(), False
-        for w, c in ((self.image, 'rs-image-index'), (self.method, 'rs-method'), (self.model, 'rs-model'), (self.cls, 'rs-class'),
-                     (self.alpha, 'rs-alpha'), (self.clip, 'rs-clip'), (self.overlay, 'rs-overlay'), (self.label, 'rs-label')):
+        for w, c in ((self.image, 'rs-image-index'), (self.method, 'rs-method'), (self.model, 'rs-model'),
+                     (self.cls, 'rs-class'), (self.alpha, 'rs-alpha'), (self.clip, 'rs-clip'),
+                     (self.overlay, 'rs-overlay'), (self.label, 'rs-label')):
             if w is None: continue
             w.add_class(c)
             if w not in (self.overlay, self.label, self.image): w.observe(lambda ch: self.update(), names='value')
@@ -204,15 +276,21 @@ class SaliencyExplorer:
             finally: self._busy = False
         self.update()
 
-    def map(self, i, model, method, cls=None) -> Tensor:
-        "Saliency map `[1,H,W]` of image `i` for `model` and `method` (names) and, with a multi-hot target, class `cls`; cached"
+    def map(self,
+            i:int, # index of the image in `x`
+            model:str, # model name
+            method:str, # method name
+            cls:Optional[int]=None, # class to explain (multi-hot `target`); -1: predicted; None: the first finding
+           )->Tensor: # saliency map `[1,H,W]` on the CPU
+        "Saliency map of image `i` for `model` and `method`, computed once and cached"
         if self.multi and cls is None: cls = self._cls_options(i)[0][1]
         key = (i, model, method, cls)
         if key not in self._cache:
             t = self.target
             if self.multi: t = None if cls == -1 else torch.tensor([cls])
             elif isinstance(t, Tensor) and t.ndim >= 1: t = t[i:i + 1]
-            self._cache[key] = self.methods[method](self.models[model], self.x[i:i + 1], target=t, space=self.space)[0].cpu()
+            m = self.methods[method](self.models[model], self.x[i:i + 1], target=t, space=self.space)
+            self._cache[key] = m[0].cpu()
         return self._cache[key]
 
     def _current(self): return self.image.value, self.model.value, self.method.value, self.cls.value if self.multi else None
@@ -233,10 +311,19 @@ class SaliencyExplorer:
         self.overlay.value = buf.getvalue()
         m = self.map(*self._current())
         c = f" · {self.cls.label}" if self.multi else ''
-        self.label.value = f"image {self.image.value} · {self.model.value} · {self.method.value}{c} · max {m.abs().max().item():.3g}"
+        self.label.value = (f"image {self.image.value} · {self.model.value} · {self.method.value}{c}"
+                            f" · max {m.abs().max().item():.3g}")
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 
-def explore(models, x, methods=('gradient', 'smoothgrad', 'gradcam'), target=None, space=None, masks=None, **kwargs):
+# %% ../nbs/08_viz.ipynb #bc208f5f
+@delegates(SaliencyExplorer)
+def explore(models:Union[dict, list, nn.Module], # `{name: model}`, or models (named `model0`, ...)
+            x:Tensor, # images `[B,C,H,W]` in model space
+            methods:Union[dict, list, str, SaliencyMethod]=('gradient', 'smoothgrad', 'gradcam'), # `{name: method}`, or methods / names
+            target:Optional[Union[int, Tensor, Callable]]=None, # what to explain: None: predicted class; int, labels `[B]`, multi-hot `[B,C]`
+            space:Optional[InputSpace]=None, # pixel<->model conversion (or a `DataLoaders`); None: identity
+            masks:Optional[Tensor]=None, # a region `[B,(1,)H,W]` per image to outline; None: none
+            **kwargs)->SaliencyExplorer:
     "Build a `SaliencyExplorer` (display it as a cell's last expression)"
     return SaliencyExplorer(models, x, methods, target=target, space=space, masks=masks, **kwargs)

@@ -216,3 +216,124 @@ def test_chestxray14_check_levels(cxr):
     with pytest.raises(ValueError, match="00000003_000"): chestxray14_dls(cxr, size=32)   # a header check still reads headers
     chestxray14_dls(cxr, size=32, bs=2, check=False)                                  # no check: found when read
     with pytest.raises(ValueError, match="'full', 'header' or False"): chestxray14_dls(cxr, check='fast')
+
+INFO_KEYS = {'classes', 'n_total_found', 'dropped_by_class', 'dropped_by_balance', 'dropped_by_n', 'n_train', 'n_valid',
+             'split', 'multi_label'}
+
+def accounted(info):
+    "`dls.info` adds up: what was found, less what was dropped, is what the splits hold"
+    assert set(info) == INFO_KEYS and all(isinstance(info[k], int) for k in INFO_KEYS - {'classes', 'split', 'multi_label'})
+    return info['n_total_found'] - info['dropped_by_class'] - info['dropped_by_balance'] - info['dropped_by_n'] == \
+        info['n_train'] + info['n_valid']
+
+def test_ham10000_info_and_n(ham, tmp_path):
+    "`dls.info` records what the class filter, balancing and `n` dropped; `n` samples by class, seeded"
+    dls = ham10000_dls(ham, size=16, bs=2)
+    i = dls.info
+    assert accounted(i) and i['classes'] == ['nv', 'mel', 'bkl'] and i['split'] == 'lesion' and not i['multi_label']
+    assert (i['n_total_found'], i['dropped_by_class'], i['dropped_by_balance'], i['dropped_by_n']) == (26, 3, 8, 0)
+    assert (i['n_train'], i['n_valid']) == (len(dls.train_ds), len(dls.valid_ds))
+    ub = ham10000_dls(ham, balance=False, size=16, bs=2).info
+    assert accounted(ub) and ub['dropped_by_balance'] == 0 and ub['n_train'] + ub['n_valid'] == 23
+    # n after balancing: a class-stratified sample (5:5:5 of 15 -> 3:3:3 of 9)
+    d9 = ham10000_dls(ham, n=9, size=16, bs=2)
+    tr, va = annotations(d9, 'train'), annotations(d9, 'valid')
+    assert torch.bincount(torch.cat([tr.labels, va.labels]), minlength=3).tolist() == [3, 3, 3]
+    assert accounted(d9.info) and d9.info['dropped_by_n'] == 6 and d9.info['dropped_by_balance'] == 8
+    # without balancing, in the classes' proportions: 12:6:5 of 23 -> 6:3:3 of 12 (largest remainders)
+    d12 = ham10000_dls(ham, balance=False, n=12, size=16, bs=2)
+    lab = torch.cat([annotations(d12, 'train').labels, annotations(d12, 'valid').labels])
+    assert torch.bincount(lab, minlength=3).tolist() == [6, 3, 3] and accounted(d12.info)
+    items = lambda d: sorted(p.name for s in ('train', 'valid') for p in annotations(d, s).items)
+    assert items(d12) == items(ham10000_dls(ham, balance=False, n=12, size=16, bs=2))              # seeded
+    assert any(items(d12) != items(ham10000_dls(ham, balance=False, n=12, seed=s, size=16, bs=2)) for s in (1, 2, 3))
+    big = ham10000_dls(ham, balance=False, n=1000, size=16, bs=2).info                             # more than found: all
+    assert big['n_train'] + big['n_valid'] == 23 and big['dropped_by_n'] == 0
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="`n` must be a positive number"): ham10000_dls(ham, n=bad)
+    gt_csv, groups_csv, _ = isic_csvs(ham, tmp_path)
+    assert ham10000_dls(ham, csv=gt_csv, size=16, bs=2).info['split'] == 'lesion'      # lesions from the groupings CSV
+    assert ham10000_dls(ham, csv=gt_csv, groups_csv=False, size=16, bs=2).info['split'] == 'image'
+
+def test_ham10000_n_checks_only_the_sample(ham):
+    "A subsample reads only its own images: a broken file outside it does not stop the loader"
+    d = ham10000_dls(ham, balance=False, n=6, size=16, bs=2)
+    used = {p.name for s in ('train', 'valid') for p in annotations(d, s).items}
+    other = next(p for p in sorted(ham.rglob('*.jpg')) if p.name not in used and pd.read_csv(
+        ham/'HAM10000_metadata.csv').set_index('image_id').loc[p.stem, 'dx'] in ('nv', 'mel', 'bkl'))
+    other.write_bytes(b'broken')
+    assert ham10000_dls(ham, balance=False, n=6, size=16, bs=2).info == d.info
+    with pytest.raises(ValueError, match=rf"unreadable image file .*{other.name}"): ham10000_dls(ham, balance=False, size=16)
+
+def test_npz_info_and_n(tmp_path):
+    rng = np.random.default_rng(0)
+    arrs = {f'{s}_{k}': v for s, n in (('train', 80), ('val', 20))
+            for k, v in (('images', rng.integers(0, 255, (n, 28, 28, 3), dtype=np.uint8)), ('labels', np.arange(n)[:, None] % 4))}
+    np.savez(tmp_path/'d.npz', **arrs)
+    full = npz_dls(tmp_path/'d.npz', bs=8).info
+    assert accounted(full) and (full['n_total_found'], full['n_train'], full['n_valid'], full['split']) == (100, 80, 20, 'image')
+    d = npz_dls(tmp_path/'d.npz', n=40, bs=8)
+    assert accounted(d.info) and (d.info['n_train'], d.info['n_valid'], d.info['dropped_by_n']) == (32, 8, 60)
+    assert torch.bincount(annotations(d, 'train').labels, minlength=4).tolist() == [8] * 4      # each split stratified
+    assert torch.bincount(annotations(d, 'valid').labels, minlength=4).tolist() == [2] * 4
+    va = annotations(d)                                        # the sampled images keep their own labels
+    val = {arrs['val_images'][j].tobytes(): int(arrs['val_labels'][j, 0]) for j in range(20)}
+    assert all(val[(x.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy().tobytes()] == int(l) for x, l in zip(va.images, va.labels))
+    assert npz_dls(tmp_path/'d.npz', n=10**6, bs=8).info == full
+    with pytest.raises(ValueError, match="no images left in the .val. split with n=1"): npz_dls(tmp_path/'d.npz', n=1)
+
+def test_chestxray14_info_and_n(tmp_path):
+    "`n` samples whole patients, from those with and those without a finding in proportion; `dls.info` adds up"
+    labs = (['No Finding'] * 3 + ['Effusion']) * 10                      # 40 images, 20 patients of 2
+    d = write_cxr(tmp_path/'cxr', labs, size=32, patients=[i // 2 for i in range(40)])
+    full = chestxray14_dls(d, size=16, bs=4).info
+    assert accounted(full) and full['split'] == 'patient' and full['multi_label'] and full['classes'] == CXR14_CLASSES
+    assert (full['n_total_found'], full['dropped_by_n']) == (40, 0)
+    for seed in range(3):
+        dls = chestxray14_dls(d, size=16, bs=4, n=20, seed=seed)
+        tr, va = annotations(dls, 'train'), annotations(dls, 'valid')
+        pids = [int(p.stem[:8]) // 2 for p in tr.items + va.items]
+        assert sorted(pids) == sorted(2 * sorted(set(pids)))           # whole patients (two images each)
+        assert len(pids) == 20 and accounted(dls.info) and dls.info['dropped_by_n'] == 20
+        pos = {pid for pid, l in zip(pids, torch.cat([tr.labels, va.labels])) if l.any()}
+        assert len(pos) == 5                                             # half the patients have a finding: 5 of the 10
+        assert not {p for p in map(lambda q: int(q.stem[:8]) // 2, tr.items)} & {int(q.stem[:8]) // 2 for q in va.items}
+    a, b = (chestxray14_dls(d, size=16, bs=4, n=20, seed=s) for s in (0, 0))
+    assert annotations(a, 'train').items == annotations(b, 'train').items
+    assert chestxray14_dls(d, size=16, bs=4, n=500).info == full
+
+def test_chestxray14_without_patient_id_warns(cxr):
+    df = pd.read_csv(cxr/'Data_Entry_2017.csv')
+    df.drop(columns='Patient ID').to_csv(cxr/'nopid.csv', index=False)
+    with pytest.warns(UserWarning, match="no `Patient ID` column: splitting by image"):
+        dls = chestxray14_dls(cxr, csv='nopid.csv', size=16, bs=4)
+    assert dls.info['split'] == 'image' and accounted(dls.info)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')                         # with the column: no warning
+        assert chestxray14_dls(cxr, size=16, bs=4).info['split'] == 'patient'
+
+def cut_png(f, keep=0.4):
+    "Cut PNG `f` short inside its image data: its header still opens"
+    b = f.read_bytes(); f.write_bytes(b[:int(len(b) * keep)])
+    with Image.open(f) as im: assert im.size                   # the header check passes
+
+def test_unreadable_file_during_training(tmp_path):
+    "A PNG cut short after its header passes check='header'; training then names it, not PyTorch's worker traceback"
+    from fastai.vision.all import Learner
+    from robust_saliency.core import small_cnn
+    from robust_saliency.data import UnreadableImageError
+    d = write_cxr(tmp_path/'cxr', ['No Finding', 'Effusion'] * 6, size=64, patients=list(range(12)))
+    bad = d/'images'/'00000004_000.png'; cut_png(bad)
+    dls = chestxray14_dls(d, size=32, bs=4)                    # check='header': passes
+    assert dls.train.fake_l.num_workers > 0                    # batches come from worker processes
+    learn = Learner(dls, small_cnn(n_out=14))
+    with pytest.raises(ValueError) as e, learn.no_bar(), learn.no_logging(): learn.fit(1)
+    msg = str(e.value)
+    assert isinstance(e.value, UnreadableImageError) and e.value.__cause__ is None
+    assert msg.startswith(f"unreadable image file {bad}") and "check='full'" in msg and "replace or remove it" in msg
+    assert 'Traceback' not in msg and 'worker' not in msg and '\n' not in msg
+    with pytest.raises(UnreadableImageError) as e0:          # the same error from the main process
+        [b for dl in (dls.train.new(num_workers=0), dls.valid.new(num_workers=0)) for b in dl]
+    assert str(e0.value) == msg
+    with pytest.raises(ValueError, match=rf"unreadable image file .*{bad.name}"): chestxray14_dls(d, size=32, check='full')

@@ -4,6 +4,7 @@ offline render of the processed notebooks with Sphinx + myst-nb.
     python tools/docs.py check [NB ...]   # static checks of the notebooks (all when none given); exit 1 on a finding
     python tools/docs.py proc [NB ...]    # nbdev's docs processing into _proc/ (never installs Quarto)
     python tools/docs.py build            # proc + render _proc/ into _docs/ (offline); `make docs` calls this
+    python tools/docs.py readme           # README.md from nbs/index.ipynb (nbdev-readme needs Quarto)
 
 With Quarto on PATH, `make docs` runs nbdev's own `nbdev-docs` instead."""
 import ast, importlib, inspect, json, os, re, shutil, subprocess, sys
@@ -119,6 +120,8 @@ def proc(names=(), n_workers=2):
     os.chdir(ROOT)
     from nbdev.doclinks import _build_modidx
     from nbdev.serve import proc_nbs
+    from nbdev.quarto import refresh_quarto_yml
+    refresh_quarto_yml()   # nbs/nbdev.yml from pyproject.toml, as nbdev-docs does (it writes _quarto.yml only if missing)
     _build_modidx()
     for p in notebooks(names): (PROC/p.relative_to(NBS)).unlink(missing_ok=True)
     if names:
@@ -128,11 +131,57 @@ def proc(names=(), n_workers=2):
     if missing: raise SystemExit(f'nbdev processing failed on: {", ".join(str(p.relative_to(NBS)) for p in missing)}')
     return PROC
 
+def readme_text():
+    "README.md from nbs/index.ipynb as nbdev processes it (what nbdev-readme makes with Quarto), less outputs"
+    if not (PROC/'index.ipynb').exists(): proc(['index.ipynb'])
+    from docs_render import _frontmatter
+    nb = json.loads((PROC/'index.ipynb').read_text())
+    fm, parts = _frontmatter(nb), []
+    parts.append(f"# {fm.get('title', 'robust_saliency')}\n\n> {fm.get('description', '')}".rstrip('> '))
+    for c in nb['cells']:
+        s = ''.join(c['source']).strip()
+        if not s or s.startswith('<!-- WARNING'): continue
+        if c['cell_type'] == 'markdown': parts.append(re.sub(r'(!\[[^]]*\]\()(?![a-z]+:|/)', r'\1nbs/', s))
+        elif c['cell_type'] == 'code' and not re.search(r'^#\|\s*echo:\s*false', s, re.M):
+            parts.append('```python\n' + '\n'.join(l for l in s.splitlines() if not l.startswith('#|')) + '\n```')
+    return '\n\n'.join(parts) + '\n'
+
+_re_ansi = re.compile(r'\x1B(?:[@-Z\\-_]|\[[0-?]*[ -/]*[@-~])')
+
+def _outs(cell):
+    "What a reader sees of a cell's outputs (execution counts and metadata aside)"
+    res = []
+    for o in cell.get('outputs', []):
+        if o['output_type'] == 'stream': res.append(('stream', _re_ansi.sub('', ''.join(o['text']))))
+        elif 'data' in o: res.append(('data', {k: ''.join(v) if isinstance(v, list) else v
+                                             for k, v in o['data'].items() if 'widget' not in k}))
+        else: res.append((o['output_type'], o.get('ename')))
+    return res
+
+def changed_outputs(names=()):
+    "Visible cells whose outputs nbdev's processing replaced (compare after `proc`)"
+    bad = []
+    for p in notebooks(names):
+        q = PROC/p.relative_to(NBS)
+        if not q.exists(): bad.append(f'{p.relative_to(NBS)}: not processed'); continue
+        src = [c for c in json.loads(p.read_text())['cells'] if c['cell_type'] == 'code' and c.get('outputs')
+               and not _is_hidden(directives(''.join(c['source'])))
+               and not re.search(r'^show_doc\(', ''.join(c['source']), re.M)]
+        got = [c for c in json.loads(q.read_text())['cells'] if c['cell_type'] == 'code' and c.get('outputs')
+               and not re.search(r'^show_doc\(', ''.join(c['source']), re.M)]
+        if len(src) != len(got): bad.append(f'{p.relative_to(NBS)}: {len(src)} cells with outputs, {len(got)} after processing')
+        for i, (a, b) in enumerate(zip(src, got)):
+            if _outs(a) != _outs(b): bad.append(f'{p.relative_to(NBS)}: outputs of {"".join(a["source"])[:60]!r} changed')
+    return bad
+
 if __name__ == '__main__':
     cmd, *args = sys.argv[1:] or ['build']
     if cmd == 'check': sys.exit(1 if check(args) else 0)
-    elif cmd == 'proc': proc(args)
+    elif cmd == 'proc':
+        proc(args)
+        if bad := changed_outputs(args): sys.exit('\n'.join(bad))
+    elif cmd == 'readme': proc(['index.ipynb']); (ROOT/'README.md').write_text(readme_text())
     elif cmd == 'build':
         from docs_render import build
-        proc(); build()
+        proc(); (ROOT/'README.md').write_text(readme_text()); build()
     else: raise SystemExit(__doc__)

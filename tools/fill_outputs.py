@@ -23,9 +23,7 @@ def main():
     nb = nbformat.read(p, as_version=4)
     run = set(o.flags.split())
     skip = lambda d: d.get('eval') == 'false' or any(f in d and f not in run for f in ('slow', 'cuda', 'notest'))
-    ex = nbformat.from_dict(nb)
     ex = nbformat.reads(nbformat.writes(nb), as_version=4)
-    keep = []
     for c in ex.cells:
         if c.cell_type == 'code' and skip(_dirs(c.source)): c.source = ''
     client = NotebookClient(ex, timeout=o.timeout, kernel_name='python3', resources={'metadata': {'path': str(p.parent)}})
@@ -35,6 +33,7 @@ def main():
         if c.cell_type != 'code' or not c.source.strip(): continue
         d = _dirs(c.source)
         if d.keys() & {'hide', 'export', 'exporti', 'exports', 'default_exp'} or skip(d): continue
+        if re.search(r'^show_doc\(', c.source, re.M): continue   # nbdev renders these itself
         if o.all or not c.get('outputs'):
             c.outputs, c.execution_count = e.outputs, e.execution_count
             n += 1

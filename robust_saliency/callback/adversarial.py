@@ -1,4 +1,4 @@
-"""`AdvTrainCallback`: adversarial training (Madry, mixed, TRADES, FGSM-RS) inside `Learner.fit`, with an eps ramp, a catastrophic-overfitting watchdog, and Margeloiu et al.'s fine-tuning workflows.
+"""Train a fastai model on adversarial examples with one callback (Madry, mixed batches, TRADES, fast FGSM), guard fast runs against catastrophic overfitting, and fine-tune the robust model as Margeloiu et al. do.
 
 Docs: https://robust-saliency.github.io/robust_saliency/callback.adversarial.html.md"""
 
@@ -7,14 +7,17 @@ Docs: https://robust-saliency.github.io/robust_saliency/callback.adversarial.htm
 # %% ../../nbs/03_callback.adversarial.ipynb #0ae409c3
 from __future__ import annotations
 import copy, warnings
+from typing import Optional, Union, Callable, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.basics import store_attr, patch
+from fastcore.meta import delegates
 from fastai.callback.core import Callback, CancelFitException, TrainEvalCallback
 from torch.amp import GradScaler
 from fastcore.foundation import L
 from fastai.callback.fp16 import MixedPrecision, AMPMode
+import fastai.callback.schedule   # patches `Learner.fit_one_cycle`, which `robust_first_layers` calls
 from fastai.learner import Learner, ValueMetric
 from ..core import plain, as_space, per_sample_loss, FitColumns
 from ..attacks import PGD, FGSM, RobustAccuracy, _acc, _unwrap
@@ -25,7 +28,12 @@ __all__ = ['Watchdog', 'AdvTrainCallback', 'DeviceMixedPrecision']
 # %% ../../nbs/03_callback.adversarial.ipynb #890df747
 class Watchdog:
     "Catastrophic-overfitting guard: PGD robust accuracy on a fixed batch each epoch; `action` on a drop of `drop` below the best"
-    def __init__(self, attack=None, drop=0.2, action='rollback', n=None):
+    def __init__(self,
+                 attack:Optional[Callable]=None, # None: a 10-step PGD with the training attack's eps and norm
+                 drop:float=0.2, # a fall of the robust accuracy below its best by more than this is a collapse
+                 action:Literal["log","stop","rollback"]='rollback', # on a collapse: warn only, stop, or also roll back
+                 n:Optional[int]=None, # images of the fixed batch (its first `n`); None: the whole first batch
+                ):
         if action not in ('log', 'stop', 'rollback'):
             raise ValueError(f"`action` must be 'log', 'stop' or 'rollback', got {action!r}")
         if not 0 < drop <= 1: raise ValueError(f"`drop` is an accuracy drop in (0,1], got {drop!r}")
@@ -81,7 +89,15 @@ class _TradesLoss:
 class AdvTrainCallback(FitColumns, Callback):
     "Train on adversarial examples from `attack` (Madry), a clean/adversarial `mix`, or with the TRADES loss"
     order = MixedPrecision.order + 1   # attack inside MixedPrecision's autocast: its forward passes get cheaper too
-    def __init__(self, attack, mix=1.0, trades_beta=None, ramp_epochs=0, watchdog=None, adv_valid=False, robust_metric=None):
+    def __init__(self,
+                 attack:Callable, # an attack of `robust_saliency.attacks` (`PGD`, `FGSM`); eps in pixel units
+                 mix:float=1.0, # fraction of each training batch replaced by adversarial examples (its first rows)
+                 trades_beta:Optional[float]=None, # weight β of the TRADES KL term (the paper: 1 to 6); None: no TRADES
+                 ramp_epochs:int=0, # epochs over which eps grows linearly from 0
+                 watchdog:Union[bool,str,Watchdog,None]=None, # True, an action ('log', 'stop', 'rollback') or a `Watchdog`
+                 adv_valid:bool=False, # attack the validation batches too (the valid loss is then adversarial)
+                 robust_metric:Union[bool,int,None]=None, # a `robust_acc` column: True on every validation batch, n on the first n
+                ):
         if not callable(attack) or not hasattr(attack, 'eps'):
             raise TypeError(f"`attack` must be an attack such as PGD(eps) or FGSM(eps), got {type(attack).__name__}")
         if not 0 < mix <= 1: raise ValueError(f"`mix` is the adversarial fraction of each batch, in (0,1]; got {mix!r}")
@@ -104,7 +120,9 @@ class AdvTrainCallback(FitColumns, Callback):
     _stateattrs = ('_clean', '_clean_xb', '_adv_xb', '_wd_batch', '_good')
     _clean = _clean_xb = _adv_xb = _wd_batch = _good = None
 
-    def detach_cleanup(self, learn):
+    def detach_cleanup(self,
+                       learn:Learner, # the Learner this callback is leaving
+                      ):
         "Leaving `learn` (also after a `fit(cbs=...)` that raised): drop the columns, the TRADES wrapper and the batches"
         super().detach_cleanup(learn)
         if isinstance(getattr(learn, 'loss_func', None), _TradesLoss): learn.loss_func = _base_loss(learn.loss_func)
@@ -210,9 +228,21 @@ def clean_xb(self: Learner):
         if isinstance(cb, AdvTrainCallback) and cb._adv_xb is not None and cb._adv_xb is self.xb: return cb._clean_xb
 
 # %% ../../nbs/03_callback.adversarial.ipynb #7de65173
+def _scaler_opts(init_scale:float=2.**16, # the initial loss scale
+                 growth_factor:float=2.0, # the scale's factor after `growth_interval` steps without overflow
+                 backoff_factor:float=0.5, # the scale's factor after an overflow
+                 growth_interval:int=2000, # steps without overflow before the scale grows
+                ):
+    "The options of torch's `GradScaler` (fp16 only) that `MixedPrecision` passes on: a signature for `@delegates`"
+
 class DeviceMixedPrecision(MixedPrecision):
     "fastai's `MixedPrecision` with autocast and `GradScaler` on the model's device (fastai's autocasts CUDA only)"
     _entered = False
+    @delegates(_scaler_opts)
+    def __init__(self,
+                 amp_mode:str|AMPMode=AMPMode.FP16, # 'fp16' or 'bf16'
+                 **kwargs):
+        super().__init__(amp_mode, **kwargs)
     def _leave(self):
         "Exit an autocast a batch that raised left entered (fastai skips `after_loss` then)"
         if self._entered: self._entered = False; self.autocast.__exit__(None, None, None)
@@ -263,8 +293,29 @@ def _std_fit(learn, fit, frozen_bn, *args, **kwargs):
     with learn.removed_cbs(learn.cbs.filter(lambda c: isinstance(c, AdvTrainCallback))), learn.added_cbs(frozen_bn):
         fit(*args, **kwargs)
 
+def _fit_opts(wd:Optional[float]=None, # weight decay; None: the Learner's `wd`
+              cbs:Optional[list]=None, # callbacks added for this fit only
+              start_epoch:int=0, # the epoch to start at (to resume)
+             ):
+    "The options of `Learner.fit` that `robust_fine_tune` passes on: a signature for `@delegates`"
+
+def _one_cycle_opts(div:float=25., # the learning rate starts at `lr`/div
+                    div_final:float=1e5, # and ends at `lr`/div_final
+                    pct_start:float=0.25, # the fraction of the steps with a rising learning rate
+                    wd:Optional[float]=None, # weight decay; None: the Learner's `wd`
+                    moms:Optional[tuple]=None, # momentums (start, middle, end); None: (0.95, 0.85, 0.95)
+                    cbs:Optional[list]=None, # callbacks added for this fit only
+                    start_epoch:int=0, # the epoch to start at (to resume)
+                   ):
+    "The options of `Learner.fit_one_cycle` that `robust_first_layers` passes on: a signature for `@delegates`"
+
 @patch
-def robust_fine_tune(self: Learner, epochs, lr=1e-5, n_groups=None, **kwargs):
+@delegates(_fit_opts)
+def robust_fine_tune(self:Learner,
+                     epochs:int, # epochs of standard training
+                     lr:float=1e-5, # the constant learning rate (the paper's best: 1e-5)
+                     n_groups:Optional[int]=None, # top layer groups left trainable; None: all but the first
+                     **kwargs)->Learner: # `self`, frozen as set
     "Standard fine-tuning of a robust model at a small `lr` with only the top `n_groups` layer groups trainable (default: all but the first)"
     n = _groups(self)
     n_groups = n - 1 if n_groups is None else n_groups
@@ -273,7 +324,13 @@ def robust_fine_tune(self: Learner, epochs, lr=1e-5, n_groups=None, **kwargs):
     return self
 
 @patch
-def robust_first_layers(self: Learner, epochs, n_frozen=1, lr=1e-3, reinit=True, **kwargs):
+@delegates(_one_cycle_opts)
+def robust_first_layers(self:Learner,
+                        epochs:int, # epochs of `fit_one_cycle`
+                        n_frozen:int=1, # lowest layer groups kept frozen (the robust ones)
+                        lr:float=1e-3, # the one-cycle schedule's maximum learning rate
+                        reinit:bool=True, # re-initialise the layer groups above the frozen ones first
+                        **kwargs)->Learner: # `self`, frozen as set
     "Keep the robust lowest `n_frozen` layer groups frozen; retrain the rest (re-initialised if `reinit`) with standard training"
     n = _groups(self)
     if not 1 <= n_frozen < n: raise ValueError(f"`n_frozen` must be between 1 and {n-1} (the Learner has {n} layer groups), got {n_frozen}")

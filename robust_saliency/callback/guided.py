@@ -1,4 +1,4 @@
-"""Saliency-guided training callbacks: `SaliencyGuidedCallback` (Ismail et al. 2021) and `SCAATCallback`, this project's saliency-constrained adaptive adversarial training (after Xu et al. 2023).
+"""Callbacks that teach a model to ignore the pixels its own saliency map calls unimportant: Saliency Guided Training (Ismail et al. 2021) and a SCAAT-style saliency-constrained adversarial training (after Xu et al. 2023).
 
 Docs: https://robust-saliency.github.io/robust_saliency/callback.guided.html.md"""
 
@@ -7,6 +7,7 @@ Docs: https://robust-saliency.github.io/robust_saliency/callback.guided.html.md"
 # %% ../../nbs/10_callback.guided.ipynb #3bdd32c0
 from __future__ import annotations
 import copy, math
+from typing import Callable, Literal, Optional, Union
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
@@ -17,16 +18,22 @@ from fastai.callback.training import GradientAccumulation
 from fastai.learner import ValueMetric
 from fastai.torch_core import to_float, find_bs
 from ..core import (plain, check_images, check_eps, resolve_target, as_space, preserve_state, set_bn_eval,
-                                  FitColumns)
+                                  FitColumns, InputSpace)
 from ..attacks import PGD, _unwrap, _amp_scale, _rownorm
+from ..metrics import gini
 
 # %% auto #0
 __all__ = ['input_saliency', 'low_saliency_mask', 'fill_pixels', 'mask_low_saliency', 'consistency_kl', 'ConsistencyCallback',
            'SaliencyGuidedCallback', 'MaskedPGD', 'scaat_budget', 'scaat_input', 'SCAATCallback']
 
 # %% ../../nbs/10_callback.guided.ipynb #85d0fadb
-def input_saliency(model: nn.Module, x, target=None, space=None, bn_eval=True):
-    "Gradient saliency `[B,1,H,W]` (|d score / d pixel| summed over channels) and the logits, in eval mode; model state restored"
+def input_saliency(model:nn.Module, # the classifier, in model space
+                   x:Tensor, # images `[B,C,H,W]` in model space
+                   target:Optional[Union[int, Tensor, Callable]]=None, # None: predicted class; int, labels `[B]`, multi-hot `[B,C]`
+                   space:Optional[InputSpace]=None, # pixel<->model conversion; None: identity
+                   bn_eval:bool=True, # BatchNorm in eval mode for the pass; False keeps its training mode
+                  )->tuple: # saliency `[B,1,H,W]` and the logits `[B,n_out]` of the same pass
+    "Gradient saliency (|d score / d pixel| summed over channels) and the logits, in eval mode; model state restored"
     x, space, net = check_images(x), as_space(space), _unwrap(model)
     with preserve_state(net), torch.enable_grad():
         set_bn_eval(net, bn_eval)
@@ -49,8 +56,10 @@ def _check_value(v):
         raise ValueError(f"`mask_value` must be 'random', 'mean' or a constant pixel value in [0,1], got {v!r}")
     return float(v)
 
-def low_saliency_mask(sal, fraction) -> Tensor:
-    "Bool mask `[B,1,H,W]` of the `round(fraction·H·W)` lowest-saliency pixels of each map `[B,1,H,W]`"
+def low_saliency_mask(sal:Tensor, # saliency maps `[B,1,H,W]`
+                      fraction:float, # fraction of each image's pixels to select, in (0,1)
+                     )->Tensor: # bool mask `[B,1,H,W]`, True on the selected pixels
+    "Mask of the `round(fraction·H·W)` lowest-saliency pixels of each map"
     fraction, sal = _check_fraction(fraction), plain(sal)
     if not isinstance(sal, Tensor) or sal.ndim != 4 or sal.shape[1] != 1:
         raise ValueError(f"`sal` must be saliency maps of shape [B,1,H,W], got {tuple(getattr(sal, 'shape', ()))}")
@@ -60,8 +69,11 @@ def low_saliency_mask(sal, fraction) -> Tensor:
     idx = sal.flatten(1).topk(k, dim=1, largest=False).indices
     return torch.zeros(B, H * W, dtype=torch.bool, device=sal.device).scatter_(1, idx, True).view(B, 1, H, W)
 
-def fill_pixels(xp: Tensor, mask: Tensor, value='random') -> Tensor:
-    "Pixel-space images `xp` with the pixels in `mask` `[B,1,H,W]` replaced in all channels ('random' in the image's range, 'mean', or a constant)"
+def fill_pixels(xp:Tensor, # images `[B,C,H,W]` in pixel space [0,1]
+                mask:Tensor, # pixels to replace `[B,1,H,W]` (bool)
+                value:Union[Literal["random","mean"], float]='random', # uniform in the image's range, its mean, or a constant
+               )->Tensor: # the images with the masked pixels replaced in all channels
+    "Pixel-space images with the pixels in `mask` replaced"
     value = _check_value(value)
     if value == 'random':
         lo, hi = xp.amin((1, 2, 3), keepdim=True), xp.amax((1, 2, 3), keepdim=True)
@@ -71,8 +83,15 @@ def fill_pixels(xp: Tensor, mask: Tensor, value='random') -> Tensor:
     return torch.where(mask.to(xp.device), fill, xp)
 
 # %% ../../nbs/10_callback.guided.ipynb #77c029fa
-def mask_low_saliency(model, x, target=None, fraction=0.1, mask_value='random', space=None, bn_eval=True):
-    "`x` (model space) with its `fraction` lowest-saliency pixels replaced (SGT's masked input), and the mask `[B,1,H,W]`"
+def mask_low_saliency(model:nn.Module, # the classifier, in model space
+                      x:Tensor, # images `[B,C,H,W]` in model space
+                      target:Optional[Union[int, Tensor, Callable]]=None, # None: predicted class; int, labels `[B]`, multi-hot `[B,C]`
+                      fraction:float=0.1, # fraction of each image's pixels to replace, in (0,1)
+                      mask_value:Union[Literal["random","mean"], float]='random', # the fill (see `fill_pixels`)
+                      space:Optional[InputSpace]=None, # pixel<->model conversion; None: identity
+                      bn_eval:bool=True, # BatchNorm in eval mode for the saliency pass
+                     )->tuple: # masked images `[B,C,H,W]` (model space) and the mask `[B,1,H,W]`
+    "`x` with its `fraction` lowest-saliency pixels replaced (SGT's masked input), and the mask"
     fraction, mask_value, space = _check_fraction(fraction), _check_value(mask_value), as_space(space)
     x = check_images(x)
     sal, _ = input_saliency(model, x, target, space, bn_eval)
@@ -80,8 +99,11 @@ def mask_low_saliency(model, x, target=None, fraction=0.1, mask_value='random', 
     return space.to_model(fill_pixels(space.to_pixel(x.detach()), m, mask_value)).detach(), m
 
 # %% ../../nbs/10_callback.guided.ipynb #f95c8c39
-def consistency_kl(clean, other, multi=False) -> Tensor:
-    "Per-sample KL(p(clean) ‖ p(other)) from logits `[B,C]`: softmax, or per-class Bernoulli summed over classes (`multi`)"
+def consistency_kl(clean:Tensor, # logits `[B,C]` of the clean images: the reference distribution
+                   other:Tensor, # logits `[B,C]` of the second version of the images
+                   multi:bool=False, # multi-label logits: per-class Bernoulli distributions
+                  )->Tensor: # KL per sample `[B]`
+    "Per-sample KL(p(clean) ‖ p(other)) from logits: softmax, or per-class Bernoulli summed over classes (`multi`)"
     clean, other = plain(clean).float(), plain(other).float()
     if clean.shape != other.shape or clean.ndim != 2:
         raise ValueError(f"expected two logit batches of the same shape [B,C], got {tuple(clean.shape)} and {tuple(other.shape)}")
@@ -93,10 +115,17 @@ def consistency_kl(clean, other, multi=False) -> Tensor:
 
 # %% ../../nbs/10_callback.guided.ipynb #9548e95c
 class ConsistencyCallback(FitColumns, Callback):
-    "Base: per training batch `x2 = make_input(x, y)`; loss += `weight`·mean KL(p(x) ‖ p(x2)); the KL mean is a Recorder column"
+    "Base: per training batch `x2 = make_input(x, y)`; loss += `weight`·mean KL(p(x) ‖ p(x2)), a Recorder column"
     order, col, weight = MixedPrecision.order + 1, 'kl', 1.0
     _stateattrs = ('last', '_x2', '_pred2', '_mask', '_eps')   # the last batch's tensors: never pickled (`learn.export`)
-    def make_input(self, x, y) -> Tensor: raise NotImplementedError
+    def __init__(self): super().__init__()   # the options belong to the subclasses
+
+    def make_input(self,
+                   x:Tensor, # a training batch `[B,C,H,W]` in model space
+                   y:Tensor, # its labels `[B]` (or multi-hot `[B,C]`)
+                  )->Tensor: # the second version `x2` of the batch, in model space
+        "Build `x2` from a training batch (subclasses implement it)"
+        raise NotImplementedError
 
     def _extra_metrics(self): return []
     def before_fit(self):
@@ -104,7 +133,7 @@ class ConsistencyCallback(FitColumns, Callback):
         cols = [ValueMetric(self._kl_value, self.col)] + self._extra_metrics()
         self.add_columns(cols)   # also drops columns a fit that raised (no after_fit) left behind
         self._x2 = self._pred2 = None
-        self.before_train()     # `learn.validate()` fires before_fit but no before_train: the columns read empty sums
+        self.before_train()   # `learn.validate()` fires before_fit but no before_train: the columns read empty sums
 
     def _kl_value(self): return (self._kl_sum / self._n).item() if self._n else None
     def before_train(self): self._kl_sum, self._n = 0., 0
@@ -123,7 +152,8 @@ class ConsistencyCallback(FitColumns, Callback):
         kl = consistency_kl(plain(self.pred), self._pred2, multi=plain(self.yb[0]).ndim == 2).mean()
         wkl = self.weight * kl
         self.learn.loss = (self.learn.loss + wkl).detach()
-        self.learn.loss_grad = self.learn.loss_grad + wkl / self._acc_scale()   # GradientAccumulation divided the task term
+        # GradientAccumulation has divided the task term already
+        self.learn.loss_grad = self.learn.loss_grad + wkl / self._acc_scale()
         self._kl_sum, self._n = self._kl_sum + kl.detach(), self._n + 1
         self.last = dict(x2=self._x2, kl=kl.detach(), **self._last_extra())
 
@@ -140,9 +170,14 @@ class ConsistencyCallback(FitColumns, Callback):
 
 # %% ../../nbs/10_callback.guided.ipynb #c35d99b6
 class SaliencyGuidedCallback(ConsistencyCallback):
-    "Saliency Guided Training (Ismail et al. 2021): loss + `lam`·KL(p(x) ‖ p(x with its `fraction` lowest-saliency pixels masked))"
+    "Saliency Guided Training (Ismail et al. 2021): loss + `lam`·KL(p(x) ‖ p(x, lowest-saliency pixels masked))"
     col = 'sgt_kl'
-    def __init__(self, fraction=0.1, lam=1.0, mask_value='random', bn_eval=True):
+    def __init__(self,
+                 fraction:float=0.1, # fraction of each image's pixels to mask, in (0,1): 0.1 on CIFAR-10, 0.5 on MNIST
+                 lam:float=1.0, # weight λ of the consistency term
+                 mask_value:Union[Literal["random","mean"], float]='random', # the fill (see `fill_pixels`)
+                 bn_eval:bool=True, # BatchNorm in eval mode for the saliency pass
+                ):
         self.fraction, self.mask_value = _check_fraction(fraction), _check_value(mask_value)
         self.lam = check_eps(lam, 'lam')
         self.bn_eval = bn_eval
@@ -150,31 +185,53 @@ class SaliencyGuidedCallback(ConsistencyCallback):
     @property
     def weight(self): return self.lam
 
-    def make_input(self, x, y):
+    def make_input(self,
+                   x:Tensor, # a training batch `[B,C,H,W]` in model space
+                   y:Tensor, # its labels `[B]` (or multi-hot `[B,C]`)
+                  )->Tensor: # `x` with its lowest-saliency pixels masked
+        "The masked batch (`mask_low_saliency`); keeps the mask for `last`"
         x2, self._mask = mask_low_saliency(self.model, x, y, self.fraction, self.mask_value, self._space, self.bn_eval)
         return x2
 
     def _last_extra(self): return dict(mask=self._mask)
-    def __repr__(self): return f"SaliencyGuidedCallback(fraction={self.fraction}, lam={self.lam}, mask_value={self.mask_value!r})"
+    def __repr__(self):
+        return f"SaliencyGuidedCallback(fraction={self.fraction}, lam={self.lam}, mask_value={self.mask_value!r})"
 
 # %% ../../nbs/10_callback.guided.ipynb #9f0d4ac2
 class MaskedPGD(PGD):
-    "PGD with a per-sample budget `eps` `[B]` whose perturbation is multiplied by a pixel `mask` `[B,1,H,W]` at every step"
-    def __init__(self, eps=0.2, steps=5, norm='l2', step_size=None, random_start=True, loss=None, bn_eval=True):
-        super().__init__(eps, steps=steps, norm=norm, step_size=step_size, random_start=random_start, loss=loss, bn_eval=bn_eval)
+    "PGD with a budget per image whose perturbation is multiplied by a pixel `mask` at every step"
+    def __init__(self,
+                 eps:float=0.2, # default budget in pixel units (L2 by default; e.g. 2/255 for `norm='linf'`)
+                 steps:int=5, # gradient steps
+                 norm:Literal["linf","l2"]='l2', # the ball: L∞ (signed steps) or L2 (normalized-gradient steps)
+                 step_size:Optional[float]=None, # step length for `eps`, scaled per image; None: 2.5·eps/steps
+                 random_start:bool=True, # start from a uniform point in the masked ball
+                 loss:Optional[Callable]=None, # `loss(logits, y)` -> [B]; None: cross-entropy, BCE for multi-hot `y`
+                 bn_eval:bool=True, # BatchNorm in eval mode during the attack; False keeps its training mode
+                ):
+        super().__init__(eps, steps=steps, norm=norm, step_size=step_size, random_start=random_start, loss=loss,
+                         bn_eval=bn_eval)
         self._e = self._a = self._m = None
 
     def _rel_step(self): return self.alpha / self.eps if self.eps > 0 else 2.5 / self.steps
 
-    def __call__(self, model, x, y, space=None, eps=None, mask=None):
-        "Adversarial `x` (model space) with `‖δ_i‖ ≤ eps[i]` (default: `self.eps`) and `δ` zero where `mask` is 0 (damped where in (0,1))"
+    def __call__(self,
+                 model:nn.Module, # the classifier, in model space
+                 x:Tensor, # images `[B,C,H,W]` in model space
+                 y:Tensor, # labels `[B]` / multi-hot `[B,C]`, or whatever `loss` takes as its second argument
+                 space:Optional[InputSpace]=None, # pixel<->model conversion; None: identity
+                 eps:Optional[Union[float, Tensor]]=None, # budget per image `[B]` (or one number); None: `self.eps`
+                 mask:Optional[Tensor]=None, # weights in [0,1] `[B,1,H,W]` or `[B,C,H,W]` for δ; None: everywhere
+                )->Tensor: # adversarial images in model space
+        "Adversarial `x` with `‖δ_i‖ ≤ eps[i]` and `δ` zero where `mask` is 0 (damped where in (0,1))"
         x = check_images(x)
         B, _, H, W = x.shape
         if eps is None: eps = torch.full((B,), self.eps)
         eps = plain(torch.as_tensor(eps)).float().flatten()
         if eps.numel() == 1: eps = eps.expand(B)
         if len(eps) != B: raise ValueError(f"`eps` has {len(eps)} budgets for {B} images; give one per image or a number")
-        if not torch.isfinite(eps).all() or (eps < 0).any(): raise ValueError("`eps` budgets must be finite and >= 0 (pixel units)")
+        if not torch.isfinite(eps).all() or (eps < 0).any():
+            raise ValueError("`eps` budgets must be finite and >= 0 (pixel units)")
         if mask is None: mask = torch.ones(B, 1, H, W)
         mask = plain(mask)
         if mask.ndim != 4 or mask.shape[0] != B or mask.shape[1] not in (1, x.shape[1]) or mask.shape[2:] != (H, W):
@@ -207,8 +264,13 @@ class MaskedPGD(PGD):
 # %% ../../nbs/10_callback.guided.ipynb #aaf56b95
 _adapts = ('confidence', 'concentration', 'none')
 
-def scaat_budget(eps, logits, y, sal=None, adapt='confidence') -> Tensor:
-    "Per-sample budget `[B]`: `eps`·p(y|x) ('confidence'), `eps`·gini of the map `sal` ('concentration') or `eps` ('none')"
+def scaat_budget(eps:float, # the largest budget, pixel units
+                 logits:Tensor, # clean eval-mode logits `[B,C]`
+                 y:Tensor, # labels `[B]` or multi-hot `[B,C]`
+                 sal:Optional[Tensor]=None, # saliency maps `[B,1,H,W]` (needed by 'concentration')
+                 adapt:Literal["confidence","concentration","none"]='confidence', # the budget rule
+                )->Tensor: # budget per image `[B]`
+    "Per-sample budget: `eps`·p(y|x) ('confidence'), `eps`·gini of the map `sal` ('concentration') or `eps` ('none')"
     logits, y = plain(logits).detach().float(), plain(y)
     if adapt == 'none': return torch.full((len(logits),), float(eps), device=logits.device)
     if adapt == 'confidence':
@@ -218,13 +280,19 @@ def scaat_budget(eps, logits, y, sal=None, adapt='confidence') -> Tensor:
         else: a = logits.softmax(1).gather(1, y.long().view(-1, 1).to(logits.device))[:, 0]
     elif adapt == 'concentration':
         if sal is None: raise ValueError("adapt='concentration' needs the saliency maps `sal`")
-        from robust_saliency.metrics import gini
         a = gini(sal).to(logits.device)
     else: raise ValueError(f"`adapt` must be one of {_adapts}, got {adapt!r}")
     return eps * a
 
-def scaat_input(model, x, y, attack: MaskedPGD, region=0.5, adapt='confidence', space=None):
-    "SCAAT-style adversarial batch (model space) confined to the `region` lowest-saliency pixels, with its mask and budgets"
+def scaat_input(model:nn.Module, # the classifier, in model space
+                x:Tensor, # images `[B,C,H,W]` in model space
+                y:Tensor, # labels `[B]` or multi-hot `[B,C]`
+                attack:MaskedPGD, # the attack: its `eps` is the largest budget
+                region:float=0.5, # fraction of each image's pixels (the lowest-saliency ones) the attack may change
+                adapt:Literal["confidence","concentration","none"]='confidence', # the budget rule (`scaat_budget`)
+                space:Optional[InputSpace]=None, # pixel<->model conversion; None: identity
+               )->tuple: # adversarial images (model space), the mask `[B,1,H,W]` and the budgets `[B]`
+    "SCAAT-style adversarial batch confined to the `region` lowest-saliency pixels, with its mask and budgets"
     space, x, y = as_space(space), check_images(x), plain(y)
     sal, logits = input_saliency(model, x, y, space, attack.bn_eval)
     mask = low_saliency_mask(sal, region)
@@ -237,9 +305,18 @@ def scaat_input(model, x, y, attack: MaskedPGD, region=0.5, adapt='confidence', 
 
 # %% ../../nbs/10_callback.guided.ipynb #32340d6e
 class SCAATCallback(ConsistencyCallback):
-    "SCAAT-style training (this project's rule): loss + `beta`·KL(p(x) ‖ p(x+δ)), δ adversarial, confined to low saliency, adaptive budget"
+    "SCAAT-style training: loss + `beta`·KL(p(x) ‖ p(x+δ)), δ adversarial in the low-saliency region, adaptive budget"
     col = 'scaat_kl'
-    def __init__(self, eps=0.2, steps=5, norm='l2', region=0.5, beta=1.0, adapt='confidence', step_size=None, bn_eval=True):
+    def __init__(self,
+                 eps:float=0.2, # the largest budget, pixel units (L2 by default)
+                 steps:int=5, # attack steps
+                 norm:Literal["linf","l2"]='l2', # the attack's ball
+                 region:float=0.5, # fraction of each image's pixels (the lowest-saliency ones) the attack may change
+                 beta:float=1.0, # weight β of the consistency term
+                 adapt:Literal["confidence","concentration","none"]='confidence', # the budget rule (`scaat_budget`)
+                 step_size:Optional[float]=None, # step length for `eps`, scaled per image; None: 2.5·eps/steps
+                 bn_eval:bool=True, # BatchNorm in eval mode for the saliency pass and the attack
+                ):
         if adapt not in _adapts: raise ValueError(f"`adapt` must be one of {_adapts}, got {adapt!r}")
         self.region, self.beta, self.adapt = _check_fraction(region, 'region'), check_eps(beta, 'beta'), adapt
         self.attack = MaskedPGD(eps, steps=steps, norm=norm, step_size=step_size, random_start=True, bn_eval=bn_eval)
@@ -247,10 +324,15 @@ class SCAATCallback(ConsistencyCallback):
     @property
     def weight(self): return self.beta
 
-    def _extra_metrics(self): return [ValueMetric(lambda: (self._eps_sum / self._n).item() if self._n else None, 'scaat_eps')]
+    def _extra_metrics(self):
+        return [ValueMetric(lambda: (self._eps_sum / self._n).item() if self._n else None, 'scaat_eps')]
     def before_train(self): super().before_train(); self._eps_sum = 0.
 
-    def make_input(self, x, y):
+    def make_input(self,
+                   x:Tensor, # a training batch `[B,C,H,W]` in model space
+                   y:Tensor, # its labels `[B]` (or multi-hot `[B,C]`)
+                  )->Tensor: # the adversarial batch (`scaat_input`)
+        "The SCAAT-style adversarial batch; keeps its mask and budgets for `last`"
         x2, self._mask, self._eps = scaat_input(self.model, x, y, self.attack, self.region, self.adapt, self._space)
         self._eps_sum = self._eps_sum + self._eps.mean()
         return x2
@@ -258,4 +340,5 @@ class SCAATCallback(ConsistencyCallback):
     def _last_extra(self): return dict(mask=self._mask, eps=self._eps)
     def __repr__(self):
         a = self.attack
-        return f"SCAATCallback(eps={a.eps:.4g}, steps={a.steps}, norm={a.norm!r}, region={self.region}, beta={self.beta}, adapt={self.adapt!r})"
+        return (f"SCAATCallback(eps={a.eps:.4g}, steps={a.steps}, norm={a.norm!r}, region={self.region}, "
+                f"beta={self.beta}, adapt={self.adapt!r})")

@@ -1,4 +1,4 @@
-"""`SaliencyCallback`: watch saliency maps sharpen during training — sharpness and localisation of a fixed probe set as Recorder columns, maps kept per epoch.
+"""A fastai callback that scores the saliency maps of a fixed set of images at every epoch — how sharp they are and whether they point at the lesion — and keeps the maps, to watch them sharpen as the model trains.
 
 Docs: https://robust-saliency.github.io/robust_saliency/callback.saliency.html.md"""
 
@@ -7,14 +7,19 @@ Docs: https://robust-saliency.github.io/robust_saliency/callback.saliency.html.m
 # %% ../../nbs/06_callback.saliency.ipynb #41846345
 from __future__ import annotations
 import time
+from typing import Optional, Union
+import pandas as pd
 import torch
 from torch import Tensor
 from fastcore.basics import store_attr, listify
+from fastcore.meta import delegates
 from fastai.callback.core import Callback
+from fastai.data.core import DataLoaders
 from fastai.learner import Recorder, ValueMetric
 from ..core import plain, check_images, as_space, model_device, FitColumns
 from ..saliency import get_method, SaliencyMethod, _named_methods
 from ..metrics import gini, pointing_game, mask_auc
+from ..data import annotations
 
 # %% auto #0
 __all__ = ['SaliencyCallback']
@@ -28,11 +33,27 @@ def _inference(learn):
     lock = getattr(learn, 'lock', None)     # fastai's `validation_context` holds it, `get_preds` adds `gather_preds`
     return hasattr(learn, 'gather_preds') or (lock is not None and lock.locked())
 
+def _decode(dls, items):
+    "Pixel-space images of dataset `items` (file names), through the validation transforms of `dls`"
+    dl = dls.test_dl(list(items), bs=len(items))
+    return as_space(dls).to_pixel(plain(dl.one_batch()[0])).cpu()
+
 class SaliencyCallback(FitColumns, Callback):
     "Track saliency maps of a fixed probe set during training: sharpness/localisation as Recorder columns, maps per epoch"
     order = Recorder.order - 1          # must add its columns before the Recorder names them
-    def __init__(self, x=None, y=None, masks=None, methods='gradient', target='label', every=1, n=16, pixel=True,
-                 initial=True, keep_maps=True, verbose=True):
+    def __init__(self,
+                 x:Optional[Tensor]=None, # probe images [N,C,H,W]; None: the first `n` validation images
+                 y:Optional[Tensor]=None, # labels of `x`, for `target='label'`
+                 masks:Optional[Tensor]=None, # ground-truth masks [N,1,H,W] of `x`: adds the localisation columns
+                 methods:Union[str,SaliencyMethod,list,dict]='gradient', # names for `get_method`, methods, or {name: method}
+                 target:Union[str,Tensor,None]='label', # 'label': the probe labels; None: the predicted class; or a tensor
+                 every:int=1, # extract the maps at the end of every `every`-th epoch
+                 n:int=16, # number of probe images taken from the validation set when `x` is None
+                 pixel:bool=True, # `x` is in pixel space ([0,1]); False: in model space
+                 initial:bool=True, # also extract the maps before training (`cb.maps[-1]`)
+                 keep_maps:bool=True, # keep the maps, on the CPU, in `cb.maps[epoch][method]`
+                 verbose:bool=True, # print the mean overhead at the end of `fit`
+                ):
         self.methods = _named_methods(methods)
         if x is not None: x = _own(check_images(x, 'x'))
         if isinstance(y, Tensor): y = _own(y)
@@ -46,12 +67,19 @@ class SaliencyCallback(FitColumns, Callback):
         self._t_epoch, self._hist = None, None
 
     @classmethod
-    def from_annotations(cls, dls, n=16, split='valid', mask='disc_mask', **kwargs):
+    @delegates(__init__, but=['x', 'y', 'masks', 'n', 'pixel'])
+    def from_annotations(cls,
+                         dls:DataLoaders, # built by `robust_saliency.data` (built-in or real-format data)
+                         n:int=16, # number of probe images: the first `n` of `split`
+                         split:Union[str,int]='valid', # 'train', 'valid' or the index of a loader
+                         mask:Optional[str]='disc_mask', # the annotation used as masks ('lesion_mask', ...); None: none
+                         **kwargs):
         "Probe set = the first `n` images of `split` of a `robust_saliency.data` `DataLoaders`, with labels and `mask`"
-        from robust_saliency.data import annotations
         d = annotations(dls, split)
         d = d[list(range(min(n, len(d))))]
-        return cls(d.images, y=d.labels, masks=getattr(d, mask) if mask else None, **kwargs)
+        # file-backed loaders (HAM10000, ChestX-ray14) keep file names, not images: decode those files
+        x = d.images if d.images is not None else _decode(dls, d.items)
+        return cls(x, y=d.labels, masks=getattr(d, mask) if mask else None, **kwargs)
 
     def _columns(self):
         cols = ['gini'] + (['pointing', 'mask_auc'] if self.masks is not None else [])
@@ -70,7 +98,8 @@ class SaliencyCallback(FitColumns, Callback):
         "Set the probe set `_x`, `_y` (model space) and `_space` from `learn.dls`"
         self._space = space = as_space(self.dls)
         if self.x is None:
-            xb, yb = self.dls.valid.one_batch()
+            dl = self.dls.valid   # not shuffled: its first `n` images, also when a batch holds fewer
+            xb, yb = (dl if dl.bs >= self.n else dl.new(bs=self.n)).one_batch()
             self._x, self._y = _own(xb[:self.n]), _own(yb[:self.n])
             if self.masks is not None and self.masks.shape[0] != len(self._x):
                 raise ValueError(f"`masks` has {self.masks.shape[0]} masks for {len(self._x)} probe images")
@@ -137,7 +166,6 @@ class SaliencyCallback(FitColumns, Callback):
     @property
     def history(self):
         "A DataFrame of the Recorder's columns per epoch of the last fit (so far, during one); None before any fit"
-        import pandas as pd
         if self._hist is None: return None
         cols, rows = self._hist
         return pd.DataFrame([dict(zip(cols, r)) for r in rows], columns=cols)
