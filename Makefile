@@ -20,9 +20,9 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/python tools/run_tests.py
 
-## make lab: JupyterLab on nbs/
+## make lab: JupyterLab on nbs/ (as root, e.g. in a container, with --allow-root)
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=nbs
+	$(BIN)/jupyter lab --notebook-dir=nbs $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## make docs: the documentation site in _docs/ (nbdev-docs with Quarto on PATH; offline Sphinx render without it)
 docs: $(STAMP)

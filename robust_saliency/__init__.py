@@ -1,8 +1,4 @@
-"""fastai callbacks that train medical-image classifiers adversarially so their saliency maps become sharp and faithful, plus the saliency extractors and metrics that prove it
-
-Modules:
-
-- `robust_saliency.data`: Procedural skin-lesion and chest-radiograph images that come with their masks and boxes, fastai `DataLoaders` over them, and loaders for HAM10000/ISIC, DermaMNIST `.npz` and ChestX-ray14 folders."""
+"""fastai callbacks that train medical-image classifiers adversarially so their saliency maps become sharp and faithful, plus the saliency extractors and metrics that prove it"""
 
 __version__ = "0.1.0"
 

@@ -68,7 +68,7 @@ def _supported(f, **kw):
     ps = inspect.signature(f).parameters
     bad = [k for k, v in kw.items() if v is not None and k not in ps]
     if bad: raise ValueError(f"{f.__name__} has no option {bad[0]!r}; leave --{bad[0]} out for this data")
-    return {k: v for k, v in kw.items() if k in ps}
+    return {k: v for k, v in kw.items() if v is not None}          # unset: the loader's own default
 
 def load_data(data:Union[str, Path]='lesions', # a name or path as `data_kind` takes it
               size:int=32, # image side in pixels
@@ -362,6 +362,12 @@ def auroc(scores, # scores `[N]` or `[N,K]`, higher meaning more likely positive
     return res[0] if one else res
 
 # %% ../nbs/09_cli.ipynb #43d82ca7
+def _seed_all(seed, dls=None):
+    "Seed Python, numpy, torch and (as the built-in loaders do) each loader's shuffling: every phase starts alike"
+    import numpy as np, torch
+    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    for i, dl in enumerate(getattr(dls, 'loaders', [])): dl.rng = random.Random(int(seed) * 7919 + i)
+
 def _ci(v, seed=0):
     from robust_saliency.metrics import bootstrap_ci
     m, lo, hi = bootstrap_ci(v, seed=seed)
@@ -447,12 +453,6 @@ def make_attack(kind:str, # 'pgd' or 'fgsm'
 
 def _attack_name(kind, eps, norm, steps):
     return f"PGD-{steps} ({norm}, eps {eps:.4g})" if kind == 'pgd' else f"FGSM with random start ({norm}, eps {eps:.4g})"
-
-def _seed_all(seed, dls=None):
-    "Seed Python, numpy, torch and (as the built-in loaders do) each loader's shuffling: every phase starts alike"
-    import numpy as np, torch
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
-    for i, dl in enumerate(getattr(dls, 'loaders', [])): dl.rng = random.Random(int(seed) * 7919 + i)
 
 def _is_multi(dls): return dls.loss_func.__class__.__name__.startswith('BCE')
 
@@ -580,8 +580,8 @@ def _epochs(n): return f"{n} epoch{'s' if n != 1 else ''}"
 
 def _versions():
     import platform, fastai, torch, torchvision, robust_saliency
-    return dict(robust_saliency=robust_saliency.__version__, torch=torch.__version__, torchvision=torchvision.__version__,
-                fastai=fastai.__version__, python=platform.python_version())
+    return dict(robust_saliency=str(robust_saliency.__version__), torch=str(torch.__version__), torchvision=str(torchvision.__version__),
+                fastai=str(fastai.__version__), python=platform.python_version())
 
 class _Run:
     "One `compare` run and its phases, each saved in the partial folder beside `out` as it finishes"
@@ -731,7 +731,7 @@ class _Run:
                     multi_label=self.multi, size=c['size'], mean=self.space.mean.flatten().tolist(),
                     std=self.space.std.flatten().tolist(), robust=name == 'robust',
                     attack=_attack_name(c['attack'], self.eps, c['norm'], c['steps']) if name == 'robust' else None,
-                    robust_saliency=robust_saliency.__version__, torch=torch.__version__)
+                    robust_saliency=str(robust_saliency.__version__), torch=str(torch.__version__))
 
     def fit(self, name):
         c, f = self.c, self.part/f'{name}.pth'

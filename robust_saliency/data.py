@@ -1,5 +1,4 @@
-"""Procedural skin-lesion and chest-radiograph images that come with their masks and boxes, fastai `DataLoaders`
-over them, and loaders for HAM10000/ISIC, DermaMNIST `.npz` and ChestX-ray14 folders.
+"""Skin-lesion and chest-radiograph images that come with the masks and boxes of their evidence, and fastai `DataLoaders` for them and for HAM10000/ISIC, DermaMNIST and ChestX-ray14
 
 Docs: https://robust-saliency.github.io/robust_saliency/data.html.md"""
 
@@ -381,16 +380,6 @@ CXR14_CLASSES = ['Atelectasis', 'Cardiomegaly', 'Effusion', 'Infiltration', 'Mas
                  'Consolidation', 'Edema', 'Emphysema', 'Fibrosis', 'Pleural_Thickening', 'Hernia']
 _IMG_EXTS = ('.jpg', '.jpeg', '.png')
 
-class UnreadableImageError(ValueError):
-    "An image file that cannot be read (a `ValueError` whose message names the file)"
-    def __init__(self,
-                 msg:str, # which file, why, and what to do
-                ):
-        # PyTorch re-raises a worker's exception as `type(e)(worker traceback as text)`: its last line is the message
-        if msg.startswith(f'Caught {type(self).__name__}'):
-            msg = re.sub(rf'^[\w.]*{type(self).__name__}: ', '', msg.strip().splitlines()[-1])
-        super().__init__(msg)
-
 def _local(path, f):
     "File `f` relative to the data folder `path`, or as given when only that exists (an absolute `f` stays as it is)"
     f = Path(f)
@@ -490,6 +479,16 @@ def _subsample(strata, n, seed, groups=None):
     return sorted(keep)
 
 # %% ../nbs/01_data.ipynb #56f4d540
+class UnreadableImageError(ValueError):
+    "An image file that cannot be read (a `ValueError` whose message names the file)"
+    def __init__(self,
+                 msg:str, # which file, why, and what to do
+                ):
+        # PyTorch re-raises a worker's exception as `type(e)(worker traceback as text)`: its last line is the message
+        if msg.startswith(f'Caught {type(self).__name__}'):
+            msg = re.sub(rf'^[\w.]*{type(self).__name__}: ', '', msg.strip().splitlines()[-1])
+        super().__init__(msg)
+
 _LATE = " (`check='full'` finds such files before training)"
 
 def _open_image(f, hint=''):
@@ -673,7 +672,7 @@ def chestxray14_dls(path:Union[str,Path], # the data folder
                     csv:Union[str,Path]='Data_Entry_2017.csv', # the metadata CSV (`Image Index`, `Finding Labels`, `Patient ID`)
                     bbox_csv:Optional[Union[str,Path]]='BBox_List_2017.csv', # the box list; None, or a missing file: no boxes
                     img_dir:Union[str,Path]='images', # the PNG folder (`path` itself is searched too)
-                    classes:Sequence[str]=CXR14_CLASSES, # findings, in label order
+                    classes:Optional[Sequence[str]]=None, # findings, in label order; None: the 14 of `CXR14_CLASSES`
                     size:int=224, # image side after resizing
                     bs:int=32, # batch size
                     valid_pct:float=0.2, # fraction of the patients in the validation split
@@ -693,7 +692,7 @@ def chestxray14_dls(path:Union[str,Path], # the data folder
     found = [set(s.split('|')) for s in df['Finding Labels']]
     unknown = sorted(set().union(*found) - known)
     if unknown: raise ValueError(f"labels {unknown} in {csv.name} are not ChestX-ray14 findings {CXR14_CLASSES}")
-    classes = list(classes)
+    classes = list(classes or CXR14_CLASSES)
     if 'Patient ID' in df.columns: groups, split = list(df['Patient ID']), 'patient'
     else:
         warnings.warn(f"{csv.name} has no `Patient ID` column: splitting by image, so images of one patient may fall in "

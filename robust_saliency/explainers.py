@@ -30,7 +30,7 @@ class AdversarialExplanation(SaliencyMethod):
     name = 'adversarial'
     def __init__(self,
                  attack:Optional[Callable]=None, # `attack(model, x, y, space)` -> adversarial x; None: `RegularizedPGD(**REGPGD_DEFAULTS)`
-                 reduce:Optional[Literal["abs_sum", "abs_max", "sum", "l2"]]='abs_sum', # channel reduction; None: signed [B,C,H,W]
+                 reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum', # channel reduction; None: signed [B,C,H,W]
                  chunk:Optional[int]=None, # images per attack; None: all at once
                 ):
         attack = RegularizedPGD(**REGPGD_DEFAULTS) if attack is None else attack
@@ -294,7 +294,7 @@ class GeneratorExplainer(SaliencyMethod):
     def __init__(self,
                  generator:SimAdvUNet, # the trained generator (`learn.model.generator`)
                  classifier:Optional[nn.Module]=None, # the classifier it was trained against; None: no check
-                 reduce:Optional[Literal["abs_sum", "abs_max", "sum", "l2"]]='abs_sum', # channel reduction; None: signed [B,C,H,W]
+                 reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum', # channel reduction; None: signed [B,C,H,W]
                  strict:bool=True, # refuse to explain a model other than `classifier`
                  space:Union[InputSpace, DataLoaders, Learner, None]=None, # the training space: every call's default
                 ):

@@ -322,7 +322,7 @@ def localisation_accuracy(maps:Tensor, # saliency maps [B,1,H,W]
                           boxes:Optional[Tensor]=None, # ground-truth boxes [B,4] (x0,y0,x1,y1)
                           masks:Optional[Tensor]=None, # or bool masks [B,1,H,W], compared through their bounding boxes
                           T:Sequence[float]=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7), # overlap thresholds
-                          by:Literal["iou", "iobb"]='iou', # overlap measure
+                          by:Literal['iou', 'iobb']='iou', # overlap measure
                           threshold:float=0.5, # fraction of each map's min-max range kept as foreground
                          )->Tensor: # hits [B, len(T)] (1. where the overlap is at least T)
     "Per-sample hits `[B, len(T)]` (1. where IoU/IoBB >= T); `.mean(0)` is the ChestX-ray14 accuracy at each T"
@@ -401,10 +401,10 @@ def perturbation_curve(model:nn.Module, # the classifier, in model space
                        target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
                        space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
                        steps:int=20, # equal steps from no pixel to every pixel changed
-                       mode:Literal["deletion", "insertion"]='deletion', # delete pixels from `x`, or insert them into `start`
+                       mode:Literal['deletion', 'insertion']='deletion', # delete pixels from `x`, or insert them into `start`
                        baseline:Union[str, float, Tensor]='zero', # deletion's fill: 'zero', 'blur', 'mean', a number or a pixel tensor
                        start:Union[str, float, Tensor]='blur', # insertion's starting image: 'blur', 'zero', 'mean', a number or a pixel tensor
-                       act:Optional[Literal["softmax", "sigmoid"]]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
+                       act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
                        chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
                        fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
                       )->Tensor: # target scores [B, steps+1]
@@ -458,7 +458,7 @@ def deletion_auc(model:nn.Module, # the classifier, in model space
                  space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
                  steps:int=20, # equal steps from no pixel to every pixel deleted
                  baseline:Union[str, float, Tensor]='zero', # deletion's fill: 'zero', 'blur', 'mean', a number or a pixel tensor
-                 act:Optional[Literal["softmax", "sigmoid"]]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
+                 act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
                  chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
                  return_curve:bool=False, # also return the curves
                  fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
@@ -474,7 +474,7 @@ def insertion_auc(model:nn.Module, # the classifier, in model space
                   space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
                   steps:int=20, # equal steps from no pixel to every pixel inserted
                   start:Union[str, float, Tensor]='blur', # insertion's starting image: 'blur', 'zero', 'mean', a number or a pixel tensor
-                  act:Optional[Literal["softmax", "sigmoid"]]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
+                  act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
                   chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
                   return_curve:bool=False, # also return the curves
                   fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
@@ -490,7 +490,7 @@ def pixel_flipping(model:nn.Module, # the classifier, in model space
                    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
                    steps:Optional[int]=None, # equal steps; None: one pixel per step
                    baseline:Union[str, float, Tensor]='zero', # deletion's fill: 'zero', 'blur', 'mean', a number or a pixel tensor
-                   act:Optional[Literal["softmax", "sigmoid"]]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
+                   act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
                    chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
                    fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
                   )->Tensor: # target scores [B, steps+1]
@@ -705,11 +705,11 @@ def evaluate(models:dict, # {name: nn.Module} to compare
              boxes:Optional[Tensor]=None, # or ground-truth boxes [B,4] (x0,y0,x1,y1)
              space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
              metrics:Union[Sequence[str], dict, None]=None, # names in `METRICS` or {name: fn(maps, **context)}; None: all that apply
-             target:Optional[Literal["pred"]]=None, # 'pred': explain the predictions even when `y` is given
+             target:Optional[Literal['pred']]=None, # 'pred': explain the predictions even when `y` is given
              bs:int=64, # images per batch (maps, then metrics)
              steps:int=20, # steps of the deletion and insertion curves
              baseline:Union[str, float, Tensor]='zero', # deletion's fill: 'zero', 'blur', 'mean', a number or a pixel tensor
-             act:Optional[Literal["softmax", "sigmoid"]]='softmax', # faithfulness score ('sigmoid': multi-label); None: logits
+             act:Optional[Literal['softmax', 'sigmoid']]='softmax', # faithfulness score ('sigmoid': multi-label); None: logits
              chunk:Optional[int]=None, # images per forward pass of the faithfulness metrics; None: automatic
              n_boot:int=1000, # bootstrap resamples of the images
              ci:float=0.95, # coverage of the bootstrap interval

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.basics import store_attr, patch
 from fastprogress.fastprogress import progress_bar
+from fastai.data.core import DataLoader, DataLoaders
 from fastai.learner import Learner
 from .core import (plain, model_device, check_images, resolve_target, expand_multi, Target, InputSpace,
                                   as_space, preserve_state, set_bn_eval, fold_bn)
@@ -508,7 +509,7 @@ class _PixelModel(nn.Module):
     def forward(self, p): return self.model(self.space.to_model(p))
 
 class CaptumMethod(SaliencyMethod):
-    "Adapter: a Captum attribution class behind this library's call convention (and usable as a `SmoothGrad` base)"
+    "A Captum attribution class behind this library's call convention; `attribute_kw` go to its `attribute`"
     name = 'captum'
     def __init__(self,
                  attr_cls:type, # a Captum attribution class, e.g. `captum.attr.Saliency`
@@ -591,7 +592,7 @@ def saliency(self:Learner,
              target:Union[None, Literal['label'], int, Tensor, Callable]=None,
              **kwargs, # constructor arguments when `method` is a name, e.g. `n=25` for 'smoothgrad'
             )->Union[Tensor, tuple]: # maps [N,1,H,W]; `(maps, index)` for a loader's multi-hot labels
-    "Saliency maps of `self.model` for a batch or a whole `DataLoader`, in the space of `self.dls`"
+    "Saliency maps of `self.model` for a batch or a whole `DataLoader` (space from `self.dls`; `kwargs` build `method`)"
     m, space = get_method(method, **kwargs), as_space(self.dls)
     if isinstance(x_or_dl, Tensor): return m(self.model, x_or_dl, target=target, space=space)
     if not hasattr(x_or_dl, '__iter__'): raise TypeError(f"`x_or_dl` must be an image batch or a DataLoader, got {type(x_or_dl).__name__}")

@@ -65,7 +65,7 @@ def param_problems(mod):
         except (TypeError, ValueError): continue
         ps = [p for p in sig.parameters.values() if p.name not in ('self', 'cls')]
         if not ps: continue
-        try: ds = docments(f, full=True)
+        try: ds = docments(f, full=True, args_kwargs=True)
         except Exception as e: probs.append(f'{mod}.{name}: docments failed ({e})'); continue
         undoc = [p.name for p in ps if not (ds.get(p.name) or {}).get('docment')]
         if undoc: probs.append(f'{mod}.{name}: no docment for {", ".join(undoc)}')

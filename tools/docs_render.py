@@ -41,13 +41,15 @@ def _directives(cell):
     cell['source'] = '\n'.join(lines)
     return d
 
+def _esc(name): return name.replace('_', r'\_')   # `__call__` in a heading is a name, not bold
+
 def _anchor(md):
     "An explicit anchor with nbdev's id (`inputspace.to_pixel`) before each show_doc heading"
     md = re.sub(r'^---\s*$', '', md, count=1, flags=re.M)   # nbdev's rule above each entry: the theme draws one
     md = re.sub(r'\[source\]\((\S+?)\)\{[^}]*\}', r'<a class="nbdev-source" href="\1" target="_blank">[source]</a>', md)
     # a string annotation holding quotes (`Literal['l2']` under PEP 563) is shown by fastcore inside double quotes
     md = re.sub(r'(\w):"([^"\n]+)"', r'\1:\2', md)
-    return re.sub(r'^(#{2,4}) (\S+)\s*$', lambda m: f'<span id="{m[2].lower()}"></span>\n\n{m[1]} {m[2]}', md, flags=re.M)
+    return re.sub(r'^(#{2,4}) (\S+)\s*$', lambda m: f'<span id="{m[2].lower()}"></span>\n\n{m[1]} {_esc(m[2])}', md, flags=re.M)
 
 def _link_nbs(md, names, depth):
     "Links to notebooks (`03_callback.adversarial.ipynb`) point at their pages; nbdev's absolute doc links become relative"
@@ -123,7 +125,7 @@ CSS = '''a.nbdev-source { float: right; font-size: smaller; }
 .cell_output table { font-size: 0.9em; }
 '''
 
-def build(out=OUT):
+def build(out=OUT, strict=True):
     "Render `_proc/` into `out` (default `_docs/`); returns the list of pages (doc names) in sidebar order"
     if not PROC.exists(): raise SystemExit('run nbdev processing first (tools/docs.py proc)')
     shutil.rmtree(SRC, ignore_errors=True); SRC.mkdir()
@@ -135,6 +137,10 @@ def build(out=OUT):
             (SRC/d.relative_to(PROC)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(d, SRC/d.relative_to(PROC))
     top, sections = sidebar()
+    have = lambda f: (Path(f).parent/Path(f).stem).as_posix() in names
+    missing = [f for f in top + [f for _, fs in sections for f in fs] if not have(f)]
+    if missing and strict: raise SystemExit(f'sidebar pages not processed: {", ".join(missing)}')
+    top, sections = [f for f in top if have(f)], [(c, [f for f in fs if have(f)]) for c, fs in sections]
     page = lambda f: names[(Path(f).parent/Path(f).stem).as_posix()]
     root = SRC/'index.ipynb'
     nb = json.loads(root.read_text())
@@ -164,4 +170,4 @@ def build(out=OUT):
     print(f'{len(pages)} pages rendered into {out}')
     return pages
 
-if __name__ == '__main__': build()
+if __name__ == '__main__': build(strict='--preview' not in sys.argv)
