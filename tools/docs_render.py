@@ -5,7 +5,7 @@ Notebooks are rendered with their stored outputs (nothing is executed), under th
 navigation; nbdev's cell directives that survive processing are honoured: `echo: false` (input removed),
 `output: asis` (text output rendered as markdown), `include: false` (cell removed), `output: false` (outputs removed),
 `code-fold` (input collapsed)."""
-import json, re, shutil, subprocess, sys
+import json, os, re, shutil, subprocess, sys
 from pathlib import Path
 import yaml
 
@@ -49,32 +49,33 @@ def _anchor(md):
     md = re.sub(r'\[source\]\((\S+?)\)\{[^}]*\}', r'<a class="nbdev-source" href="\1" target="_blank">[source]</a>', md)
     # a string annotation holding quotes (`Literal['l2']` under PEP 563) is shown by fastcore inside double quotes
     md = re.sub(r'(\w):"([^"\n]+)"', r'\1:\2', md)
-    return re.sub(r'^(#{2,4}) (\S+)\s*$', lambda m: f'<span id="{m[2].lower()}"></span>\n\n{m[1]} {_esc(m[2])}', md, flags=re.M)
+    return re.sub(r'^(#{2,4}) (\S+)\s*$', lambda m: f'<span class="nbdev-entry" id="{m[2].lower()}"></span>\n\n{m[1]} {_esc(m[2])}', md, flags=re.M)
 
-def _link_nbs(md, names, depth):
-    "Links to notebooks (`03_callback.adversarial.ipynb`) point at their pages; nbdev's absolute doc links become relative"
-    up = '../' * depth
+def _link_nbs(md, names, here, site):
+    "Links to notebooks (`03_callback.adversarial.ipynb`) as site links to their pages (made relative after the build)"
     def nb(m):
-        target = (Path(m[2]).parent/Path(m[2]).stem).as_posix().lstrip('./')
-        return f'{m[1]}({up}{names.get(target, target)}.html{m[3] or ""})'
-    md = re.sub(r'(\]\s*)\(((?:\.\./|\./)?[\w./-]+?)\.ipynb(#[\w.-]+)?\)', nb, md)
+        target = os.path.normpath(os.path.join(here, m[2])).replace(os.sep, '/')
+        if m[3] == '.ipynb': target = names.get(target, target)
+        return f'{m[1]}({site}{target}.html{m[4] or ""})'
+    md = re.sub(r'(\]\s*)\(((?:\.\./|\./)?[\w./-]+?)(\.ipynb|\.html)(#[\w.-]+)?\)', nb, md)
     return md
 
 def convert(src, dst, names):
     "One processed notebook -> a myst-nb notebook with its title, tags and links"
     nb = json.loads(Path(src).read_text())
     fm, cells = _frontmatter(nb), []
-    depth = dst.relative_to(SRC).as_posix().count('/')
+    here = Path(src).relative_to(PROC).parent.as_posix()
     head = f"# {fm.get('title', Path(src).stem)}\n"
     if fm.get('description'): head += f"\n```{{rst-class}} lead\n{fm['description']}\n```\n"
     cells.append({'cell_type': 'markdown', 'metadata': {}, 'source': head})
     for c in nb['cells']:
         if c['cell_type'] == 'raw': continue
         c.pop('has_sd', None)
+        c.get('metadata', {}).pop('execution', None)   # nbdev's timings: not valid nbformat
         if c['cell_type'] == 'markdown':
             s = ''.join(c['source'])
             if s.startswith('<!-- WARNING'): continue
-            c['source'] = _link_nbs(s, names, depth)
+            c['source'] = _link_nbs(s, names, here, _site_url())
             cells.append(c); continue
         d, tags = _directives(c), set(c.get('metadata', {}).get('tags', []))
         if d.get('include') == 'false': continue
@@ -87,7 +88,7 @@ def convert(src, dst, names):
                 o.pop('name', None)
             md = o.get('data', {}).get('text/markdown')
             if md is not None:
-                o['data']['text/markdown'] = _link_nbs(_anchor(''.join(md)), names, depth)
+                o['data']['text/markdown'] = _link_nbs(_anchor(''.join(md)), names, here, _site_url())
         if not c['source'].strip() and not c.get('outputs'): continue
         c.setdefault('metadata', {})['tags'] = sorted(tags)
         cells.append(c)
