@@ -18,7 +18,8 @@ from typing import Literal, NamedTuple, Optional, Union
 ATTACKS, NORMS, IG_BASELINES, BUILTIN = ('pgd', 'fgsm'), ('l2', 'linf'), ('blur', 'mean', 'black'), ('lesions', 'chest')
 REPORT_METRICS = ('gini', 'entropy', 'total_variation', 'pointing_game', 'mask_auc', 'deletion_auc', 'insertion_auc')
 # the names of `saliency.method_names()`, so that --methods is checked before torch is imported (a test keeps them equal)
-_METHOD_NAMES = ('cam', 'gradcam', 'gradcampp', 'gradient', 'ig', 'inputxgradient', 'smoothgrad', 'vargrad')
+_METHOD_NAMES = ('ablationcam', 'cam', 'eigencam', 'gradcam', 'gradcampp', 'gradient', 'hirescam', 'ig', 'inputxgradient',
+                 'layercam', 'scorecam', 'smoothgrad', 'vargrad', 'xgradcam')
 _ALIASES = dict(integratedgradients='ig', gradcamplusplus='gradcampp', inputgradient='inputxgradient')
 
 def parse_methods(methods:Union[str, list]='gradient,smoothgrad,ig,gradcam', # comma-separated names; `ig(mean)` picks IG's baseline
@@ -562,13 +563,17 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, kept:str): # what was kept, where, and how to resume
         super().__init__(kept)
 
+def _line(msg):
+    "`msg` and its newline on stderr in one write: the lines of several processes never run together"
+    sys.stderr.write(msg + '\n'); sys.stderr.flush()
+
 class _Log:
     "Progress lines on stderr (rank 0 only; none when `quiet`); warnings always"
     def __init__(self, quiet=False, rank=0): self.quiet, self.rank = quiet, rank
     def info(self, msg):
-        if not self.quiet and self.rank == 0: print(msg, file=sys.stderr, flush=True)
+        if not self.quiet and self.rank == 0: _line(msg)
     def warn(self, msg):
-        if self.rank == 0: print(f"warning: {msg}", file=sys.stderr, flush=True)
+        if self.rank == 0: _line(f"warning: {msg}")
 
 _PHASES = dict(standard='the standard model', robust='the robust model', accuracy='the accuracy scores',
                saliency='the saliency scores')
@@ -686,7 +691,7 @@ class _Run:
         self.dls, self.space, self.multi = dls, InputSpace.from_dls(dls), _is_multi(dls)
         self.n_in = dls.valid.one_batch()[0].shape[1]
         info = dict(getattr(dls, 'info', None) or {})
-        self.classes = [str(k) for k in info.get('classes', dls.vocab)]
+        self.classes = [str(k) for k in dls.vocab]                  # in the order of the models' outputs
         self.eps = default_eps(c['norm'], c['size'], self.n_in) if c['eps'] is None else c['eps']
         self.data = dict(name=str(c['data']), kind=c['data_kind'], classes=self.classes, multi_label=self.multi,
                          n_train=info.get('n_train', n_tr), n_valid=info.get('n_valid', n_va),
@@ -695,6 +700,9 @@ class _Run:
                          normalization=dict(mean=self.space.mean.flatten().tolist(), std=self.space.std.flatten().tolist(),
                                             pixels='[0, 1]'))
         self.data.update({k: v for k, v in info.items() if k not in self.data})   # dropped by the class filter, by --n
+        dropped = [f"{info[k]} {w}" for k, w in (('dropped_by_class', 'of other classes'), ('dropped_by_balance', 'to balance the '
+                   'classes'), ('dropped_by_n', 'by --n')) if info.get(k)]
+        log.info(f"{n_tr} training and {n_va} validation images" + (f" (left out: {', '.join(dropped)})" if dropped else ''))
         order = torch.randperm(n_va, generator=torch.Generator().manual_seed(c['seed'])).tolist()
         self.acc_idx = sorted(order[:c['n_acc']])
         if self.rank == 0:
@@ -748,7 +756,7 @@ class _Run:
                        distributed=self.world > 1, cpu=not c['device'].startswith('cuda'))
         model, dig = learn.model.eval(), _digest(learn.model)
         if self.rank:
-            if not self.log.quiet: print(f"rank {self.rank} of {self.world}: {name} model trained, parameters {dig}", file=sys.stderr, flush=True)
+            if not self.log.quiet: _line(f"rank {self.rank} of {self.world}: {name} model trained, parameters {dig}")
             return
         _save_model(f, model, self._meta(name))
         hist = _history(learn)
@@ -765,11 +773,13 @@ class _Run:
         from robust_saliency.attacks import PGD
         c, k = self.c, max(10, 2 * self.c['steps'])
         self.log.info(f"clean and robust scores on {len(self.acc_idx)} validation images (PGD-{k})")
+        t = time.time()
         x, y = _valid_rows(self.dls, self.acc_idx, c['bs'])
         att = PGD(self.eps, steps=k, norm=c['norm'])
         ph['accuracy'] = {m: _scores(model, x, y, att, self.space, c['bs'], self.multi, self.classes, c['seed'])
                           for m, model in self.models.items()}
         self.save()
+        self.log.info(f"scored in {time.time() - t:.1f} s")
         _fault('accuracy')
 
     def _methods(self):
@@ -796,8 +806,9 @@ class _Run:
                               space=self.space, metrics=metrics, bs=c['bs'], baseline='blur')
                 rows[f'{mn}/{hn}'] = [{k: (v.item() if hasattr(v, 'item') else v) for k, v in r.items()} for r in df.to_dict('records')]
                 self.save()
-                self.log.info(f"saliency {i + 1}/{len(pairs)}: {mn} model, {hn} ({time.time() - t:.1f} s)")
+                if not self.bars: self.log.info(f"saliency {i + 1}/{len(pairs)}: {mn} model, {hn} ({time.time() - t:.1f} s)")
             ph['saliency'] = dict(rows=len(self.x))
+            if self.bars: self.log.info("saliency maps scored")
             self.save()
             _fault('saliency')
         self.df = pd.DataFrame([r for mn, hn in pairs for r in rows[f'{mn}/{hn}']])
@@ -913,8 +924,13 @@ def compare(data:Union[str, Path]='lesions', # 'lesions', 'chest', a DermaMNIST-
 _METHOD_WORDS = dict(gradient='the gradient of the class score with respect to the pixels',
                      inputxgradient='the gradient times the image', smoothgrad='the gradient averaged over noisy copies of the image',
                      vargrad='the variance of the gradient over noisy copies', gradcam='Grad-CAM on the last convolutional layer',
-                     gradcampp='Grad-CAM++ on the last convolutional layer', cam='the class activation map')
-_IG_WORDS = dict(blur='a blurred copy of the image', mean="the data set's mean colour", black='a black image')
+                     gradcampp='Grad-CAM++ on the last convolutional layer', cam='the class activation map',
+                     hirescam='HiResCAM on the last convolutional layer', xgradcam='XGrad-CAM on the last convolutional layer',
+                     layercam='LayerCAM on the last convolutional layer', eigencam="the last convolutional layer's first "
+                     "principal component (EigenCAM)", scorecam='Score-CAM on the last convolutional layer',
+                     ablationcam='Ablation-CAM on the last convolutional layer')
+_IG_WORDS = dict(blur='a blurred copy of the image', black='a black image',
+                 mean="the normalisation's mean colour (the data's for built-in and .npz data, ImageNet's for image folders)")
 _METRIC_WORDS = ["gini (↑) and entropy (↓): how concentrated a map is", "total_variation (↓): how noisy it is",
                  "pointing_game (↑): whether its maximum falls in the region", "mask_auc (↑): how well it ranks the region's "
                  "pixels above the others", "deletion_auc (↓): how fast the class probability falls as the most salient pixels "
@@ -930,7 +946,9 @@ def _report_md(r, df):
     for w in r["warnings"]: L += [f"> **Warning:** {w.rstrip('.')}.", ""]
     src = f"built-in `{d['name']}` data" if d['kind'] in BUILTIN else f"`{d['name']}` ({_KINDS[d['kind']]})"
     split = f"{d['n_train']} training and {d['n_valid']} validation images"
-    if d.get('dropped_by_balance'): split += f", after balancing the classes dropped {d['dropped_by_balance']}"
+    dropped = [f"{d[k]} {w}" for k, w in (('dropped_by_class', 'of other classes'), ('dropped_by_balance', 'to balance the classes'),
+                                          ('dropped_by_n', 'by --n')) if d.get(k)]
+    if dropped: split += f" (of {d['n_total_found']} found; left out: {', '.join(dropped)})"
     what = f"{len(d['classes'])} findings, multi-label" if d['multi_label'] else f"{len(d['classes'])} classes"
     L += [f"**Data**: {src} at {d['size']} px: {split}; {what}: {', '.join(d['classes'])}.", "",
           f"**Models**: `{c['arch']}`, {_epochs(c['epochs'])} each (one-cycle, peak learning rate {c['lr']:g}, batch {c['bs']}, "
@@ -962,7 +980,7 @@ def _report_md(r, df):
     t = results_table(df)
     reg = (f"Pointing game and mask AUC are scored against {e['localisation']}." if e['localisation'] else
            "These data have no masks or boxes for the validation rows, so there are no localisation scores.")
-    cols = [f"{col}: {_METHOD_WORDS[k] if k != 'ig' else 'Integrated Gradients along the path from ' + _IG_WORDS[kw['baseline']]}"
+    cols = [f"{col}: {_METHOD_WORDS.get(k, k) if k != 'ig' else 'Integrated Gradients along the path from ' + _IG_WORDS[kw['baseline']]}"
             for col, (k, kw) in parse_methods(c['methods'], c['ig_baseline']).items()]
     L += ["", "## Saliency", "",
           f"{e['saliency_rows']} maps per model and method from validation images, each explaining the true class"
@@ -1047,7 +1065,7 @@ def _parser():
     a('--methods', default='gradient,smoothgrad,ig,gradcam', help=f"saliency methods, comma-separated, from "
       f"{', '.join(_METHOD_NAMES)}; ig(mean) names IG's baseline")
     a('--ig-baseline', choices=IG_BASELINES, default='blur', help="IG's baseline where --methods names none: a blurred copy of "
-      "the image, the data set's mean colour, or black")
+      "the image, the normalisation's mean colour, or black")
     a('--n-eval', type=int, default=128, help='validation images for the saliency metrics')
     a('--n-acc', type=int, default=512, help='validation images for clean and robust accuracy (the same for both; all when fewer)')
     a('--n-show', type=int, default=4, help='images in saliency_grid.png')

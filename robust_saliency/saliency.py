@@ -21,8 +21,9 @@ from .core import (plain, model_device, check_images, resolve_target, expand_mul
 
 # %% auto #0
 __all__ = ['reduce_map', 'multi_index', 'SaliencyMethod', 'Gradient', 'InputXGradient', 'image_seeds', 'SmoothGrad', 'VarGrad',
-           'ig_quadrature', 'IntegratedGradients', 'find_layer', 'GradCAM', 'GradCAMpp', 'CAM', 'CaptumMethod',
-           'method_names', 'register_method', 'get_method']
+           'ig_quadrature', 'IntegratedGradients', 'tokens_to_map', 'find_layer', 'GradCAM', 'GradCAMpp', 'HiResCAM',
+           'XGradCAM', 'LayerCAM', 'CAM', 'EigenCAM', 'ScoreCAM', 'AblationCAM', 'CaptumMethod', 'method_names',
+           'register_method', 'get_method']
 
 # %% ../nbs/04_saliency.ipynb #09bae454
 _reductions = ('abs_sum', 'abs_max', 'sum', 'l2', None)
@@ -391,21 +392,63 @@ class IntegratedGradients(SaliencyMethod):
 # %% ../nbs/04_saliency.ipynb #eaee6c09
 def _leaves(model): return [m for m in model.modules() if not list(m.children())]
 
+def _image_like(h, w, size):
+    "Whether an `h x w` grid has the image's aspect ratio: the same stride along both axes, up to rounding"
+    sh, sw = size[0] / h, size[1] / w
+    return max(sh, sw) / min(sh, sw) <= 1 + 1 / min(h, w) + 1e-6
+
+def _token_grid(n_tokens, size, prefix=None):
+    "`(prefix, h, w)`: the fewest leading tokens (at most 8) whose removal leaves an `h x w` grid of the image's shape"
+    for p in (range(min(n_tokens - 1, 9)) if prefix is None else [prefix]):
+        n = n_tokens - p
+        h = max(1, round(math.sqrt(n * size[0] / size[1])))
+        if n > 1 and n % h == 0 and h * size[1] == n // h * size[0]: return p, h, n // h   # patches tile the image
+    return None
+
+def tokens_to_map(a:Tensor, # token activations [N,T,D]
+                  size:tuple, # the input's `(H, W)`: the grid gets its aspect ratio
+                  prefix:Optional[int]=None, # leading tokens to drop (class, distillation, register tokens); None: inferred
+                 )->Tensor: # the patch tokens as a map [N,D,h,w]
+    "A vision transformer's patch tokens as a spatial map, the class token (and any other leading token) dropped"
+    if a.ndim != 3: raise ValueError(f"tokens must be [N,T,D], got shape {tuple(a.shape)}")
+    g = _token_grid(a.shape[1], size, prefix)
+    if g is None: raise ValueError(f"{a.shape[1]} tokens do not form a grid with the aspect ratio of a {tuple(size)} image "
+                                   f"(prefix={prefix}); pass `reshape=` to the method")
+    p, h, w = g
+    return a[:, p:].reshape(len(a), h, w, a.shape[2]).permute(0, 3, 1, 2)
+
 def find_layer(model:nn.Module, # the classifier
                x:Tensor, # a batch it consumes (only `x[:1]` is run)
-              )->nn.Module: # the last module whose output is a 4-D map with more than one position
-    "The layer the CAM family uses by default: the last spatial feature map before global pooling"
-    last, hs = [None], []
+              )->nn.Module: # the last spatial feature map, or the last token LayerNorm the output depends on
+    "The layer the CAM family uses by default: the last feature map before global pooling (a CNN's, a Swin's) or a ViT's last attention input"
+    size, seen, hs = x.shape[-2:], [], []
     def hook(m, i, o):
-        if isinstance(o, Tensor) and o.ndim == 4 and o.shape[-1] * o.shape[-2] > 1: last[0] = m
+        if not isinstance(o, Tensor): return
+        if o.ndim == 4 and o.shape[-1] * o.shape[-2] > 1: seen.append(('map' if _image_like(*o.shape[-2:], size) else '4d', m, o))
+        elif o.ndim == 3 and isinstance(m, nn.LayerNorm) and _token_grid(o.shape[1], size): seen.append(('tokens', m, o))
+    leaves = _leaves(model)
+    tokens = any(isinstance(m, nn.LayerNorm) for m in leaves)      # a transformer: which tokens matter needs a gradient
     try:
-        hs = [m.register_forward_hook(hook) for m in _leaves(model)]
-        with torch.no_grad(): model(x[:1])
+        hs = [m.register_forward_hook(hook) for m in leaves]
+        with torch.set_grad_enabled(tokens): out = model(x[:1].detach().requires_grad_(tokens))
     finally:
         for h in hs: h.remove()
-    if last[0] is None: raise ValueError("no module of this model outputs a spatial 4-D map [N,K,h,w] with h*w > 1; "
-                                         "CAM methods need a convolutional layer — pass `layer=` explicitly")
-    return last[0]
+    last = max((i for i, (k, _, _) in enumerate(seen) if k == 'map'), default=-1)
+    toks = [(m, o) for k, m, o in seen[last + 1:] if k == 'tokens']
+    if toks:
+        # after a ViT's last attention only the class token reaches the head: the patch tokens' gradient is zero there,
+        # so the layer is the last token LayerNorm whose patch tokens the output depends on (the last attention's input)
+        live = [(m, o) for m, o in toks if o.requires_grad]
+        gs = torch.autograd.grad(plain(out).float().sum(), [o for _, o in live], allow_unused=True) if live else []
+        for (m, o), g in reversed(list(zip(live, gs))):
+            if g is not None and g[:, _token_grid(o.shape[1], size)[0]:].abs().amax() > 0: return m
+        # no gradient to go by (the output ignores its input, as with a fresh torchvision ViT's zero head)
+        if not any(g is not None and g.abs().amax() > 0 for g in gs): return toks[-1][0]
+    if last >= 0: return seen[last][1]
+    any4 = [m for k, m, _ in seen if k == '4d']
+    if any4: return any4[-1]
+    raise ValueError("no module of this model outputs a spatial map [N,K,h,w] with h*w > 1 or tokens [N,T,D] in a LayerNorm; "
+                     "CAM methods need one — pass `layer=` (and `reshape=` for other layouts) explicitly")
 
 def _get_layer(model, layer, x):
     if layer is None: return find_layer(model, x)
@@ -418,22 +461,30 @@ def _get_layer(model, layer, x):
         return layer
     raise TypeError(f"`layer` must be None, a module or its dotted name, got {type(layer).__name__}")
 
+class _Pass:
+    "What a gradient-free CAM gets from the capture pass: the model, the rows, their targets, logits, layer output"
+    def __init__(self, model, xp, t, space, out, a, layer): store_attr()
+
 class _LayerMethod(SaliencyMethod):
-    "Shared machinery of the CAM family: capture a layer's activation, weight channels, ReLU, upsample"
+    "Shared machinery of the CAM family: capture a layer's activation, weight its channels, ReLU, upsample"
     reduce, relu, single_pass = None, True, True
+    uses_grad = True         # gradient methods implement `_cam(A, g)`, gradient-free ones `_cam_free(p, A)`
     def __init__(self,
                  layer:Union[nn.Module, str, None]=None, # the layer, or its dotted name ('0.8', 'layer4'); None: `find_layer`
                  relu:bool=True, # keep only positive evidence (as the papers do)
                  chunk:Optional[int]=None, # images per forward pass; None: all at once
                  channels_last:bool=False, # feed the model channels-last inputs
+                 # the layer's output -> [N,K,h,w] (a view, permute or slice); None: 4-D as is, tokens [N,T,D] to a grid
+                 reshape:Optional[Callable]=None,
                 ):
-        store_attr('layer,relu,channels_last'); self.chunk = _check_chunk(chunk)
+        if reshape is not None and not callable(reshape): raise TypeError(f"`reshape` must be a callable, got {type(reshape).__name__}")
+        store_attr('layer,relu,channels_last,reshape'); self.chunk = _check_chunk(chunk)
     @property
     def signed(self): return not self.relu
     def _repr_args(self): return dict(layer=self.layer if isinstance(self.layer, (str, type(None))) else type(self.layer).__name__)
 
     def _acts(self, model, xp, space, grad=True):
-        "Logits and the layer's activation (a version no in-place op downstream can touch)"
+        "Logits, the layer's output (a version no in-place op downstream can touch) and the layer"
         layer, store = _get_layer(model, self.layer, space.to_model(xp)), {}
         def hook(m, i, o):
             if not isinstance(o, Tensor): return None
@@ -443,19 +494,41 @@ class _LayerMethod(SaliencyMethod):
             return a.clone()
         h = layer.register_forward_hook(hook)
         try:
-            out = _forward(model, xp.detach(), space, self.channels_last)
+            with torch.set_grad_enabled(grad): out = _forward(model, xp.detach(), space, self.channels_last)
         finally: h.remove()
-        if 'a' not in store or store['a'].ndim != 4: raise ValueError(f"the CAM layer {type(layer).__name__} must output [N,K,h,w]")
-        return out, store['a']
+        if 'a' not in store: raise ValueError(f"the CAM layer {type(layer).__name__} does not output a tensor")
+        return out, store['a'], layer
+
+    def _grid(self, a, xp):
+        "The layer's output as a map [N,K,h,w]: `reshape(a)`, or 4-D as is, or tokens to a grid"
+        if self.reshape is not None: A = self.reshape(a)
+        elif a.ndim == 3: A = tokens_to_map(a, xp.shape[-2:])
+        else: A = a
+        if self.reshape is None and a.ndim == 4 and _image_like(*a.shape[1:3], xp.shape[-2:]) and not _image_like(*a.shape[2:], xp.shape[-2:]):
+            raise ValueError(f"the CAM layer's output {tuple(a.shape)} looks channels-last [N,h,w,C]; pass "
+                             "`reshape=lambda a: a.permute(0, 3, 1, 2)`")
+        if not isinstance(A, Tensor) or A.ndim != 4 or len(A) != len(a):
+            raise ValueError(f"the CAM layer's output {tuple(a.shape)} must be a map [N,K,h,w] or tokens [N,T,D]; "
+                             "pass `reshape=` (a function giving [N,K,h,w]) for other layouts")
+        return A
 
     def _finish(self, cam, xp):
         if self.relu: cam = F.relu(cam)
         return F.interpolate(cam, size=xp.shape[-2:], mode='bilinear', align_corners=False)
 
-    def raw(self, model, xp, t, space):
-        out, A = self._acts(model, xp, space)
-        g = torch.autograd.grad(t.score(out).sum(), A)[0]
-        return self._finish(self._cam(A, g), xp)
+    def raw(self,
+            model:nn.Module, # the classifier (eval mode, parameters frozen)
+            xp:Tensor, # pixel-space rows [N,C,H,W]
+            t:Target, # the rows' targets
+            space:InputSpace, # pixel <-> model conversion
+           )->Tensor: # maps [N,1,H,W], upsampled
+        "The layer's channels weighted by the method, summed, ReLU'd and upsampled to the input size"
+        out, a, layer = self._acts(model, xp, space, grad=self.uses_grad)
+        if self.uses_grad:
+            g = torch.autograd.grad(t.score(out).sum(), a)[0]
+            return self._finish(self._cam(self._grid(a, xp), self._grid(g, xp)), xp)
+        if t.kind == 'lazy': t = t.resolve(out)
+        with torch.no_grad(): return self._finish(self._cam_free(_Pass(model, xp, t, space, out, a, layer), self._grid(a, xp)), xp)
 
 class GradCAM(_LayerMethod):
     "Grad-CAM on `layer` (None: last spatial layer), ReLU and bilinear upsampling to the input size"
@@ -471,17 +544,36 @@ class GradCAMpp(_LayerMethod):
         a = torch.where(g != 0, g2 / torch.where(den != 0, den, torch.ones_like(den)), torch.zeros_like(g))
         return ((a * F.relu(g)).sum((2, 3), keepdim=True) * A).sum(1, keepdim=True)
 
+class HiResCAM(_LayerMethod):
+    "HiResCAM (Draelos & Carin 2020): the element-wise product of gradient and activation, summed over channels"
+    name = 'hirescam'
+    def _cam(self, A, g): return (g * A).sum(1, keepdim=True)
+
+class XGradCAM(_LayerMethod):
+    "XGrad-CAM (Fu et al. 2020): channel weights are the gradients averaged with the normalised activations as weights"
+    name = 'xgradcam'
+    def _cam(self, A, g):
+        s = A.sum((2, 3), keepdim=True)
+        w = torch.where(s != 0, (g * A).sum((2, 3), keepdim=True) / torch.where(s != 0, s, torch.ones_like(s)), torch.zeros_like(s))
+        return (w * A).sum(1, keepdim=True)
+
+class LayerCAM(_LayerMethod):
+    "LayerCAM (Jiang et al. 2021): the activations weighted position by position by their positive gradient"
+    name = 'layercam'
+    def _cam(self, A, g): return (F.relu(g) * A).sum(1, keepdim=True)
+
 class CAM(_LayerMethod):
     "Class activation map for global-average-pooling + linear models: `fc.weight[c] . A` (no backward pass)"
-    name = 'cam'
+    name, uses_grad = 'cam', False
     def __init__(self,
                  layer:Union[nn.Module, str, None]=None, # the layer, or its dotted name; None: `find_layer`
                  fc:Optional[nn.Linear]=None, # the classifier head; None: the model's last `nn.Linear`
                  relu:bool=True, # keep only positive evidence
                  chunk:Optional[int]=None, # images per forward pass; None: all at once
                  channels_last:bool=False, # feed the model channels-last inputs
+                 reshape:Optional[Callable]=None, # the layer's output -> [N,K,h,w]; None: 4-D as is, tokens to a grid
                 ):
-        super().__init__(layer, relu, chunk, channels_last); self.fc = fc
+        super().__init__(layer, relu, chunk, channels_last, reshape); self.fc = fc
 
     def raw(self,
             model:nn.Module, # the classifier (eval mode, parameters frozen)
@@ -494,13 +586,169 @@ class CAM(_LayerMethod):
             raise TypeError("CAM needs class-index targets (None, int, LongTensor or multi-hot), not a callable; use GradCAM")
         fc = self.fc or ([m for m in model.modules() if isinstance(m, nn.Linear)] or [None])[-1]
         if fc is None: raise ValueError("CAM needs a final nn.Linear after global pooling; this model has none — use GradCAM")
-        with torch.no_grad():
-            out, A = self._acts(model, xp, space, grad=False)
-            if t.kind == 'lazy': t = t.resolve(out)
-            if fc.in_features != A.shape[1]:
-                raise ValueError(f"CAM needs global average pooling + linear: the layer has {A.shape[1]} channels but the last "
-                                 f"Linear takes {fc.in_features} features; use GradCAM for other heads")
-            return self._finish(torch.einsum('nk,nkhw->nhw', fc.weight[t.value], A)[:, None], xp)
+        return super().raw(model, xp, t, space)
+
+    def _cam_free(self, p, A):
+        fc = self.fc or [m for m in p.model.modules() if isinstance(m, nn.Linear)][-1]
+        if fc.in_features != A.shape[1]:
+            raise ValueError(f"CAM needs global average pooling + linear: the layer has {A.shape[1]} channels but the last "
+                             f"Linear takes {fc.in_features} features; use GradCAM for other heads")
+        return torch.einsum('nk,nkhw->nhw', fc.weight[p.t.value], A)[:, None]
+
+# %% ../nbs/04_saliency.ipynb #9fdba25a
+class EigenCAM(_LayerMethod):
+    "EigenCAM (Muhammad & Yeasin 2020): the activations' first principal component, class-agnostic and gradient-free"
+    name, uses_grad = 'eigencam', False
+    def _cam_free(self, p, A):
+        X = A.flatten(2).transpose(1, 2).float()                 # [N, positions, channels]
+        X = X - X.mean(1, keepdim=True)                          # centred over the positions, as in the paper's code
+        v = torch.linalg.svd(X, full_matrices=False)[2][:, 0]    # first right singular vector [N,K]
+        v = v * torch.where(v.sum(1, keepdim=True) < 0, -1., 1.)  # SVD's sign is arbitrary: the one along the activations
+        return (X @ v[:, :, None]).view(len(A), 1, *A.shape[2:]).to(A.dtype)
+
+class _RowScores:
+    "Each row's target score for `K` perturbed copies of its image, filled from the logits of `(image, channel)` pairs"
+    def __init__(self, xp, t, K):
+        # rows showing the same image (a multi-hot target repeats it in adjacent rows) share their forward passes
+        new = torch.ones(len(xp), dtype=torch.bool, device=xp.device)
+        if len(xp) > 1: new[1:] = (xp[1:] != xp[:-1]).flatten(1).any(1)
+        self.grp = new.cumsum(0) - 1                              # image (group) of each row
+        self.first = new.nonzero()[:, 0]                          # the first row of each image
+        self.slot = torch.arange(len(xp), device=xp.device) - self.first[self.grp]
+        U, m = len(self.first), int(self.slot.max()) + 1
+        self.t = t
+        if t.kind == 'index':
+            self.cls = torch.zeros(U, m, dtype=torch.long, device=xp.device)
+            self.cls[self.grp, self.slot] = t.value.to(xp.device)
+        self.S = xp.new_zeros(U, m, K)
+
+    def add(self, u, k, logits):
+        "Scores of the perturbed copies `(u[r], k[r])` from their logits `[R,C]`"
+        if self.t.kind == 'index': s = logits.gather(1, self.cls[u])
+        else: s = self.t.score(logits)[:, None].expand(-1, self.S.shape[1])
+        self.S[u, :, k] = s.to(self.S)
+
+    def rows(self): return self.S[self.grp, self.slot]            # [N,K]
+
+def _cl(x, on): return x.contiguous(memory_format=torch.channels_last) if on else x
+
+def _chunks(pairs, chunk, by_image=False):
+    "`pairs` [P,2] of `(image, channel)` split into chunks of at most `chunk` (each within one image if `by_image`)"
+    if not len(pairs): return []
+    if not by_image: return list(pairs.split(chunk or len(pairs)))
+    return [c for u in pairs[:, 0].unique() for c in pairs[pairs[:, 0] == u].split(chunk or len(pairs))]
+
+class ScoreCAM(_LayerMethod):
+    "Score-CAM (Wang et al. 2020): channel weights from the target score of the image masked by each upsampled channel"
+    name, uses_grad = 'scorecam', False
+    def __init__(self,
+                 layer:Union[nn.Module, str, None]=None, # the layer, or its dotted name; None: `find_layer`
+                 relu:bool=True, # keep only positive evidence
+                 chunk:Optional[int]=128, # masked images per forward pass; None: all `B*K` at once
+                 # feed the model channels-last inputs; None: the masked passes only, on a CPU (if the model takes them)
+                 channels_last:Optional[bool]=None,
+                 reshape:Optional[Callable]=None, # the layer's output -> [N,K,h,w]; None: 4-D as is, tokens to a grid
+                 fold_bn:bool=True, # run the masked passes on `core.fold_bn(model)` (no hooks there): same scores, cheaper
+                ):
+        super().__init__(layer, relu, chunk, channels_last, reshape); self.fold_masked = fold_bn
+    def _repr_args(self): return dict(**super()._repr_args(), chunk=self.chunk)
+
+    def _masks(self, a, size):
+        "Channel maps `[R,1,h,w]` upsampled to the input `size` and scaled to [0,1], each on its own range"
+        m = F.interpolate(a, size=size, mode='bilinear', align_corners=False)
+        lo, hi = m.amin((2, 3), keepdim=True), m.amax((2, 3), keepdim=True)
+        return (m - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+
+    def _cam_free(self, p, A):
+        (K, h, w), size = A.shape[1:], p.xp.shape[-2:]
+        rs = _RowScores(p.xp, p.t, K)
+        xm, flat = p.space.to_model(p.xp[rs.first]), A[rs.first].flatten(2)
+        net = fold_bn(p.model, xm) if self.fold_masked else p.model
+        # channels-last inputs make a CPU's no-grad convolutions ~1.5x faster; a model that cannot take them gets
+        # the default layout
+        cl = [xm.device.type == 'cpu' if self.channels_last is None else self.channels_last]
+        def run(inp):
+            if cl[0]:
+                try: return plain(net(inp.contiguous(memory_format=torch.channels_last)))
+                except RuntimeError:
+                    if self.channels_last: raise
+                    cl[0] = False
+            return plain(net(inp))
+        lo, hi = flat.amin(2, keepdim=True), flat.amax(2, keepdim=True)
+        live = (hi > lo)[..., 0]                            # a constant channel masks the whole image: one shared pass
+        dead = (~live).nonzero()
+        if len(dead): rs.add(*dead.T, run(torch.zeros_like(xm[:1])).expand(len(dead), -1))
+        pairs = live.nonzero()
+        if len(pairs):
+            # a mask depends on its channel's map only up to scale and offset: an image's channels whose maps scaled
+            # to [0,1] are equal (often at a late layer's few positions after a ReLU) share one pass
+            n = ((flat - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi)))[pairs[:, 0], pairs[:, 1]]
+            key, inv = torch.unique(torch.cat([pairs[:, :1].to(n), n], 1), dim=0, return_inverse=True)
+            order = inv.argsort()
+            inv, pairs, chunk = inv[order], pairs[order], self.chunk or len(key)
+            for c0 in range(0, len(key), chunk):
+                kc = key[c0:c0 + chunk]
+                out = run(xm[kc[:, 0].long()] * self._masks(kc[:, 1:].view(-1, 1, h, w), size))
+                a, b = torch.searchsorted(inv, torch.tensor([c0, c0 + len(kc)], device=inv.device)).tolist()
+                rs.add(pairs[a:b, 0], pairs[a:b, 1], out[inv[a:b] - c0])
+        wt = rs.rows().softmax(1)                           # the paper's softmax over the channels' scores
+        return (wt[:, :, None, None] * A).sum(1, keepdim=True)
+
+class AblationCAM(_LayerMethod):
+    "Ablation-CAM (Desai & Ramaswamy 2020): channel weights from the target score's relative drop when the channel is zeroed"
+    name, uses_grad = 'ablationcam', False
+    def __init__(self,
+                 layer:Union[nn.Module, str, None]=None, # the layer, or its dotted name; None: `find_layer`
+                 relu:bool=True, # keep only positive evidence
+                 chunk:Optional[int]=128, # ablated copies per forward pass; None: all channels of an image at once
+                 channels_last:bool=False, # feed the model channels-last inputs
+                 reshape:Optional[Callable]=None, # the layer's output -> [N,K,h,w]; None: 4-D as is, tokens to a grid
+                ):
+        super().__init__(layer, relu, chunk, channels_last, reshape)
+    def _repr_args(self): return dict(**super()._repr_args(), chunk=self.chunk)
+
+    def _channel_index(self, a, xp):
+        "Where each map channel sits in one sample's flattened layer output, [K, h*w] (`reshape` applied to positions)"
+        pos = torch.arange(a[:1].numel(), device=a.device).view(1, *a.shape[1:])
+        try: idx = self._grid(pos, xp)[0].flatten(1)
+        except (RuntimeError, TypeError): idx = None
+        if idx is None or idx.dtype != torch.long or len(idx.flatten().unique()) != idx.numel():
+            raise ValueError("AblationCAM needs a `reshape` that re-indexes the layer's output (a view, permute or slice) "
+                             "so that each channel can be zeroed in the layer's own layout")
+        return idx
+
+    def _cam_free(self, p, A):
+        K, a = A.shape[1], p.a
+        rs, idx = _RowScores(p.xp, p.t, K), self._channel_index(a, p.xp)
+        U, base = len(rs.first), a[rs.first].flatten(1)
+        xm = _cl(p.space.to_model(p.xp[rs.first]), self.channels_last)
+        live = (A[rs.first].flatten(2) != 0).any(2)         # zeroing an all-zero channel changes nothing: no pass
+        dead = (~live).nonzero()
+        if len(dead): rs.add(*dead.T, p.out[rs.first[dead[:, 0]]])
+        cur, share = {}, True
+        def hook(m, i, o): return cur['a']
+        h = p.layer.register_forward_hook(hook)
+        try:
+            for j, c in enumerate(_chunks(live.nonzero(), self.chunk, by_image=True)):
+                u, k = c.T
+                z = base[u].scatter(1, idx[k], 0.)             # row r: the image's output with channel k[r] zeroed
+                if j == 0: z = torch.cat([base[u[:1]], z])      # a control row left as it was
+                cur['a'] = z.view(len(z), *a.shape[1:])
+                # the layers before `layer` run once on the image; the hook hands downstream one ablated copy per row
+                # (anything the model broadcasts from before the layer is that one image's). Checked on the control row:
+                # a model where this does not hold runs each copy through the whole model instead
+                if share:
+                    try:
+                        out = plain(p.model(xm[u[:1]]))
+                        if j == 0 and not torch.allclose(out[0], p.out[rs.first[u[0]]], rtol=1e-4, atol=1e-5): share = False
+                    except RuntimeError: share = False
+                if not share: out = plain(p.model(xm[u[:1]].expand(len(z), *xm.shape[1:])))
+                if j == 0: out = out[1:]
+                rs.add(u, k, out)
+        finally: h.remove()
+        y = p.t.score(p.out)[:, None]
+        w = (y - rs.rows()) / torch.where(y != 0, y, torch.ones_like(y))
+        return (w[:, :, None, None] * A).sum(1, keepdim=True)
 
 # %% ../nbs/04_saliency.ipynb #ed3453c3
 class _PixelModel(nn.Module):
@@ -547,7 +795,9 @@ class CaptumMethod(SaliencyMethod):
 
 # %% ../nbs/04_saliency.ipynb #2b3e4423
 _registry = dict(gradient=Gradient, inputxgradient=InputXGradient, smoothgrad=SmoothGrad,
-                 vargrad=VarGrad, ig=IntegratedGradients, gradcam=GradCAM, gradcampp=GradCAMpp, cam=CAM)
+                 vargrad=VarGrad, ig=IntegratedGradients, gradcam=GradCAM, gradcampp=GradCAMpp, cam=CAM,
+                 hirescam=HiResCAM, xgradcam=XGradCAM, layercam=LayerCAM, eigencam=EigenCAM, scorecam=ScoreCAM,
+                 ablationcam=AblationCAM)
 
 def method_names(): return sorted(_registry)
 

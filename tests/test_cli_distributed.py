@@ -23,7 +23,7 @@ def test_two_processes_one_report_same_weights(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['run']               # written once, nothing left beside it
     assert r.stdout.count('report written to') == 1 and r.stderr.count('writing the report') == 1
     # rank 1 prints its parameters' digest after each fit: the same as rank 0's, which report.json records
-    other = dict(re.findall(r'rank 1 of 2: (\w+) model trained, parameters (\w+)', r.stderr))
+    other = dict(re.findall(r'rank 1 of 2: (standard|robust) model trained, parameters ([0-9a-f]{16})', r.stderr))
     assert other == {k: j['models'][k]['params_digest'] for k in ('standard', 'robust')}, (other, r.stderr[-3000:])
     # and the saved weights are the ones trained (the digest of the file's parameters)
     from robust_saliency.cli import load_model, _digest

@@ -1,0 +1,163 @@
+"""Strength and speed of the project's APGD / APGD-T / AutoAttack against torchattacks', measured side by side.
+
+Two small CNNs trained here in seconds: one on sklearn's digits (10 classes, PGD-3 adversarial training at L∞ 8/255,
+evaluated at 16/255) and one on the built-in lesions (2 classes, standard training, evaluated at 2/255). On the same
+images and models:
+
+- strength: robust accuracy of our APGD-CE-100 and APGD-T-100 minus torchattacks' at the same 100 steps (should be
+  <= +0.5 point), and our standard ensemble minus the per-image union of torchattacks' APGD-CE-100 and APGD-T-100
+  (2 classes: of their APGD-CE, FAB-T and Square, as torchattacks' APGD-T needs 4 classes);
+- speed: time per APGD iteration over time per PGD step (the same full batch, nothing broken), and the whole
+  ensemble's time over torchattacks' APGD-CE-100 + APGD-T-100.
+
+torchattacks' own AutoAttack is run on the 2-class model only to report whether it crashes.
+
+Run (single thread, under the shared lock):
+    flock /tmp/heavy.lock env OMP_NUM_THREADS=1 .venv/bin/python bench/autoattack.py
+"""
+import argparse, time, warnings
+import torch
+from torch import nn
+import torchattacks
+from robust_saliency.core import small_cnn, InputSpace
+from robust_saliency.data import lesion_dls
+from robust_saliency.attacks import PGD
+from robust_saliency.robustness import APGD, APGDT, AutoAttack, correctness
+
+class Normed(nn.Module):
+    "The model with its normalisation inside: torchattacks attacks pixel images"
+    def __init__(self, m, sp): super().__init__(); self.m, self.sp = m, sp
+    def forward(self, p): return self.m(self.sp.to_model(p))
+
+def train(net, xs, ys, sp, epochs, adv_eps=None, bs=64, lr=3e-3):
+    "A few epochs of Adam, with PGD-3 adversarial examples when `adv_eps` is given"
+    opt = torch.optim.Adam(net.parameters(), lr)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(epochs):
+        net.train()
+        perm = torch.randperm(len(xs), generator=g)
+        for i in range(0, len(xs), bs):
+            b = perm[i:i + bs]
+            xb = sp.to_model(xs[b])
+            if adv_eps: xb = PGD(adv_eps, steps=3)(net, xb, ys[b], sp)
+            loss = nn.functional.cross_entropy(net(xb), ys[b])
+            opt.zero_grad(); loss.backward(); opt.step()
+    return net.eval()
+
+def digits(n_valid):
+    from sklearn.datasets import load_digits
+    X, Y = load_digits(return_X_y=True)
+    X = nn.functional.interpolate(torch.tensor(X, dtype=torch.float32).view(-1, 1, 8, 8) / 16, size=16, mode='bilinear')
+    Y = torch.tensor(Y)
+    perm = torch.randperm(len(X), generator=torch.Generator().manual_seed(0))
+    tr, va = perm[:1500], perm[1500:1500 + n_valid]
+    sp = InputSpace([0.3], [0.4])
+    torch.manual_seed(0)
+    net = train(small_cnn(n_in=1, n_out=10, nf=16), X[tr], Y[tr], sp, epochs=6, adv_eps=8/255)
+    return net, sp, X[va], Y[va]
+
+def lesions(n_valid):
+    dls = lesion_dls(n=1280, size=32, bs=64, seed=0, device='cpu')
+    sp = InputSpace.from_dls(dls)
+    def split(dl):
+        xs, ys = zip(*[(sp.to_pixel(b[0].as_subclass(torch.Tensor)), b[1].as_subclass(torch.Tensor)) for b in dl])
+        return torch.cat(xs).clamp(0, 1), torch.cat(ys)
+    xt, yt = split(dls.train)
+    xv, yv = split(dls.valid)
+    torch.manual_seed(0)
+    net = train(small_cnn(n_out=2, nf=16), xt, yt, sp, epochs=6, lr=3e-3)
+    return net, sp, xv[:n_valid], yv[:n_valid]
+
+def timed(f):
+    t = time.perf_counter(); r = f(); return r, time.perf_counter() - t
+
+def ours_correct(net, sp, attack, xv, yv):
+    r, t = timed(lambda: attack.run(net, sp.to_model(xv), yv, sp))
+    with torch.no_grad(): c = correctness(net(r['x_adv']), yv)   # re-evaluated on the model, as robust_accuracy does
+    return c, t, r
+
+def theirs_correct(net, sp, make, xv, yv):
+    tn = Normed(net, sp).eval()
+    try: xa, t = timed(lambda: make(tn)(xv, yv))
+    except Exception as e: return None, 0., f'{type(e).__name__}: {e}'
+    with torch.no_grad(): return correctness(net(sp.to_model(xa)), yv), t, ''
+
+def pct(c): return 100 * c.float().mean().item()
+
+def bench(name, net, sp, xv, yv, eps, n_classes):
+    print(f'\n## {name}: {len(xv)} images, L∞ eps={eps * 255:.0f}/255')
+    with torch.no_grad(): clean = correctness(net(sp.to_model(xv)), yv)
+    print(f'clean accuracy {pct(clean):.1f}%')
+    ta_union, ta_time, ta_all = torch.ones_like(clean), 0., 0.
+    xa = PGD(eps, steps=10)(net, sp.to_model(xv), yv, sp)
+    with torch.no_grad(): pgd10 = correctness(net(xa), yv)
+    print(f'project PGD-10 (the old evaluation): {pct(pgd10):.1f}%')
+    cmp = [('APGD-CE-100', APGD(eps, steps=100, loss='ce'),
+            lambda m: torchattacks.APGD(m, eps=eps, steps=100, loss='ce', seed=0))]
+    if n_classes >= 4:
+        cmp.append(('APGD-T-100', APGDT(eps, steps=100, n_targets=min(9, n_classes - 1)),
+                    lambda m: torchattacks.APGDT(m, eps=eps, steps=100, n_classes=n_classes, seed=0)))
+    else:
+        cmp.append(('APGD-T-100', None, lambda m: torchattacks.APGDT(m, eps=eps, steps=100, n_classes=n_classes, seed=0)))
+        cmp.append(('FAB-T', None, lambda m: torchattacks.FAB(m, norm='Linf', eps=eps, steps=100, n_classes=n_classes,
+                                                              multi_targeted=True, seed=0)))
+        cmp.append(('Square-5000', None, lambda m: torchattacks.Square(m, norm='Linf', eps=eps, n_queries=5000, seed=0)))
+    # APGD-CE from several random starts: one run differs from another by a few borderline images either way
+    seeds = range(3)
+    c_t = [theirs_correct(net, sp, lambda m: torchattacks.APGD(m, eps=eps, steps=100, loss='ce', seed=s), xv, yv)[0] for s in seeds]
+    c_o = [ours_correct(net, sp, APGD(eps, steps=100, loss='ce', seed=s), xv, yv)[0] for s in seeds]
+    mt, mo = (sum(pct(c) for c in cs) / len(cs) for cs in (c_t, c_o))
+    print(f"APGD-CE-100 over seeds {list(seeds)}: torchattacks {', '.join(f'{pct(c):.1f}' for c in c_t)} (mean {mt:.1f}%) | "
+          f"ours {', '.join(f'{pct(c):.1f}' for c in c_o)} (mean {mo:.1f}%) | mean ours - theirs {mo - mt:+.1f} points")
+    for label, ours, make in cmp:
+        c_t, t_t, err = theirs_correct(net, sp, make, xv, yv)
+        if c_t is not None:
+            ta_union, ta_all = torch.minimum(ta_union, c_t), ta_all + t_t
+            if label in ('APGD-CE-100', 'APGD-T-100'): ta_time += t_t
+        line = f'{label:12s} torchattacks ' + (f'{pct(c_t):5.1f}% ({t_t:6.1f}s)' if c_t is not None else f'crashed ({err[:90]})')
+        if ours is not None:
+            c_o, t_o, _ = ours_correct(net, sp, ours, xv, yv)
+            line += f' | ours {pct(c_o):5.1f}% ({t_o:6.1f}s)'
+            if c_t is not None:
+                line += f' | ours - theirs {pct(c_o) - pct(c_t):+.1f} points (<= +0.5: {pct(c_o) - pct(c_t) <= 0.5}), time ratio {t_o / t_t:.2f}'
+        print(line)
+    aa = AutoAttack(eps, version='standard')
+    c_aa, t_aa, r = ours_correct(net, sp, aa, xv, yv)
+    after = ', '.join(f'{k} {100 * v.float().mean().item():.1f}%' for k, v in r['after'].items())
+    print(f'ours AutoAttack standard: {pct(c_aa):.1f}% in {t_aa:.1f}s ({aa.task}: after {after})')
+    union_names = 'APGD-CE-100 + APGD-T-100' if n_classes >= 4 else 'APGD-CE-100 + FAB-T + Square-5000 (those that ran)'
+    print(f'torchattacks per-image union of {union_names}: {pct(ta_union):.1f}% | ensemble - union {pct(c_aa) - pct(ta_union):+.1f} '
+          f'points (<= +0.5: {pct(c_aa) - pct(ta_union) <= 0.5})')
+    if n_classes >= 4: print(f'time: ensemble / torchattacks APGD-CE-100 + APGD-T-100 = {t_aa:.1f}s / {ta_time:.1f}s = {t_aa / ta_time:.2f}')
+    else: print(f'time: ensemble / torchattacks APGD-CE-100 + FAB-T + Square-5000 = {t_aa:.1f}s / {ta_all:.1f}s = {t_aa / ta_all:.2f}')
+    if n_classes < 4:
+        _, _, err = theirs_correct(net, sp, lambda m: torchattacks.AutoAttack(m, norm='Linf', eps=eps, version='standard',
+                                                                             n_classes=n_classes, seed=0), xv[:16], yv[:16])
+        print(f"torchattacks AutoAttack on this {n_classes}-class model: {'crashed: ' + err[:100] if err else 'ran'}")
+    # per-iteration cost: a budget too small to break anything keeps the whole batch in every iteration
+    tiny, steps = 0.05 / 255, 50
+    x = sp.to_model(xv)
+    PGD(tiny, steps=2)(net, x, yv, sp); APGD(tiny, steps=2)(net, x, yv, sp)      # warm-up (folding is traced once)
+    _, t_p = timed(lambda: PGD(tiny, steps=steps)(net, x, yv, sp))
+    _, t_a = timed(lambda: APGD(tiny, steps=steps)(net, x, yv, sp))
+    t_ta = theirs_correct(net, sp, lambda m: torchattacks.APGD(m, eps=tiny, steps=steps, loss='ce', seed=0), xv, yv)[1]
+    c = APGD(tiny, steps=2).run(net, x, yv, sp)['correct']
+    print(f'per iteration ({int(c.sum())} of {len(x)} images attacked, none broken): APGD {1e3 * t_a / steps:.1f} ms, '
+          f'PGD {1e3 * t_p / steps:.1f} ms, torchattacks APGD {1e3 * t_ta / steps:.1f} ms | APGD / PGD step = {t_a / t_p:.2f}, '
+          f'torchattacks APGD / PGD step = {t_ta / t_p:.2f}')
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--n-digits', type=int, default=200, help='digits validation images')
+    ap.add_argument('--n-lesions', type=int, default=128, help='lesion validation images')
+    a = ap.parse_args()
+    warnings.filterwarnings('ignore')
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    t0 = time.perf_counter()
+    net, sp, xv, yv = digits(a.n_digits)
+    bench('sklearn digits, 10 classes, PGD-3 trained at 8/255', net, sp, xv, yv, 16/255, 10)
+    net, sp, xv, yv = lesions(a.n_lesions)
+    bench('built-in lesions, 2 classes, standard training', net, sp, xv, yv, 2/255, 2)
+    print(f'\ntotal {time.perf_counter() - t0:.0f}s')
+
+if __name__ == '__main__': main()
