@@ -10,8 +10,8 @@ trained models (`--methods ig(black),ig(mean),ig(blur)`, one run per data set):
 Printed: pointing game and mask AUC (localisation; chance is the region's share of the image and 0.5) and deletion /
 insertion AUC (faithfulness), per model and baseline, with each model's clean accuracy.
 
-    python bench/ig_baseline.py            # about 15 minutes on 2 CPU cores
-    python bench/ig_baseline.py --quick    # smaller runs, for a smoke test
+    python bench/ig_baseline.py            # two runs at the demo's settings
+    python bench/ig_baseline.py --quick    # 600 images and 3 epochs per run
 """
 import argparse, json, sys, tempfile, time
 from pathlib import Path

@@ -1010,7 +1010,7 @@ class SavedModel(NamedTuple):
 
 def load_model(path:Union[str, Path], # a `standard.pth` or `robust.pth` written by `compare`
                device:str='cpu', # where to put the model
-              )->SavedModel: # the model, its class names, its InputSpace and the file's other metadata
+              )->tuple: # a `SavedModel`: the model, its class names, its InputSpace and the file's other metadata
     "Rebuild a model saved by `compare`: its architecture, its weights (loaded with `weights_only=True`) and its class names"
     import torch
     from robust_saliency.core import InputSpace

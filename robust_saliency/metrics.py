@@ -23,9 +23,10 @@ __all__ = ['METRICS', 'METRIC_BETTER', 'check_maps', 'boxes_to_masks', 'masks_to
            'total_variation', 'topk_mass', 'pointing_game', 'energy_pointing_game', 'relevance_mass', 'relevance_rank',
            'mask_auc', 'connected_components', 'largest_component', 'map_boxes', 'box_iou', 'box_iobb',
            'localisation_iou', 'localisation_iobb', 'localisation_accuracy', 'finding_pairs', 'gaussian_blur',
-           'perturbation_curve', 'curve_auc', 'deletion_auc', 'insertion_auc', 'pixel_flipping', 'RandomMap',
-           'SobelMap', 'CentreGaussian', 'spearman', 'ssim', 'param_layers', 'randomised_copy', 'model_randomisation',
-           'randomisation_spearman', 'bootstrap_ci', 'evaluate', 'results_table', 'plot_evaluation']
+           'perturbation_curve', 'curve_auc', 'deletion_auc', 'insertion_auc', 'pixel_flipping', 'explanation_scores',
+           'average_drop', 'increase_in_confidence', 'RandomMap', 'SobelMap', 'CentreGaussian', 'spearman', 'ssim',
+           'param_layers', 'randomised_copy', 'model_randomisation', 'randomisation_spearman', 'bootstrap_ci',
+           'evaluate', 'results_table', 'plot_evaluation']
 
 # %% ../nbs/05_metrics.ipynb #7cc1d08c
 def check_maps(maps:Tensor, # saliency maps [B,1,H,W]; [B,H,W] and [B,C,H,W] are accepted
@@ -498,6 +499,63 @@ def pixel_flipping(model:nn.Module, # the classifier, in model space
     return perturbation_curve(model, x, maps, target, space, steps or x.shape[-2] * x.shape[-1], 'deletion',
                               baseline=baseline, act=act, chunk=chunk, fold_bn=fold_bn)
 
+# %% ../nbs/05_metrics.ipynb #0417053f
+def explanation_scores(model:nn.Module, # the classifier, in model space
+                       x:Tensor, # images [B,C,H,W] in model space
+                       maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+                       target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
+                       space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
+                       act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
+                       chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+                       fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+                      )->tuple: # `(Y, O)`: target scores [B] of the images and of their explanation maps
+    "Target scores of the images and of the images multiplied by their maps scaled to [0,1] (Chattopadhay et al. 2018)"
+    dev = model_device(model)
+    chunk = _auto_chunk(chunk, dev)
+    x, maps = check_images(x).to(dev), check_maps(maps).to(dev)
+    B, C, H, W = x.shape
+    if maps.shape[0] != B or maps.shape[-2:] != (H, W):
+        raise ValueError(f"`maps` {tuple(maps.shape)} must be [B,1,H,W] for images {tuple(x.shape)}; "
+                         "upsample low-resolution maps with `F.interpolate(maps, size=x.shape[-2:], mode='bilinear')`")
+    space = as_space(space)
+    m = maps.flatten(1).float()
+    lo, hi = m.amin(1, keepdim=True), m.amax(1, keepdim=True)
+    m = ((m - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi))).view(B, 1, H, W)   # a constant map: 0
+    with preserve_state(model), torch.no_grad():
+        model.eval()
+        net = _fold(model, x) if fold_bn else model
+        logits = torch.cat([plain(net(x[j])) for j in torch.arange(B, device=dev).split(chunk)])
+        score = _scorer(act, resolve_target(target, logits))
+        xp, rows = space.to_pixel(x), torch.arange(B, device=dev)
+        o = torch.cat([score(plain(net(space.to_model(xp[j] * m[j].to(xp)))), j) for j in rows.split(chunk)])
+        return score(logits, rows), o
+
+def average_drop(model:nn.Module, # the classifier, in model space
+                 x:Tensor, # images [B,C,H,W] in model space
+                 maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+                 target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
+                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
+                 act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
+                 chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+                 fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+                )->Tensor: # relative drop of the target score [B] in [0,1] for probabilities (lower = more faithful)
+    "Drop of the target score from the image to its explanation map, relative to the image's score (Chattopadhay et al. 2018)"
+    y, o = explanation_scores(model, x, maps, target, space, act, chunk, fold_bn)
+    return (y - o).clamp_min(0) / torch.where(y != 0, y, torch.ones_like(y))
+
+def increase_in_confidence(model:nn.Module, # the classifier, in model space
+                           x:Tensor, # images [B,C,H,W] in model space
+                           maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+                           target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
+                           space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
+                           act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
+                           chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+                           fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+                          )->Tensor: # 1. where the explanation map scores higher than the image, else 0. [B]
+    "Whether the explanation map raises the target score above the image's (Chattopadhay et al. 2018; higher = better)"
+    y, o = explanation_scores(model, x, maps, target, space, act, chunk, fold_bn)
+    return (o > y).float()
+
 # %% ../nbs/05_metrics.ipynb #74d5d825
 class RandomMap:
     "Control: uniform random map `[B,1,H,W]`, seeded per image from `seed` and its pixels (ignores the model)"
@@ -669,6 +727,10 @@ METRICS = {
                                                  act=kw.get('act', 'softmax'), chunk=kw['chunk']),
     'insertion_auc': lambda m, **kw: insertion_auc(kw['model'], kw['x'], m, kw['target'], kw['space'], kw['steps'],
                                                    act=kw.get('act', 'softmax'), chunk=kw['chunk']),
+    'average_drop': lambda m, **kw: average_drop(kw['model'], kw['x'], m, kw['target'], kw['space'], act=kw.get('act', 'softmax'),
+                                                 chunk=kw['chunk']),
+    'increase_in_confidence': lambda m, **kw: increase_in_confidence(kw['model'], kw['x'], m, kw['target'], kw['space'],
+                                                                     act=kw.get('act', 'softmax'), chunk=kw['chunk']),
     'randomisation_spearman': lambda m, **kw: spearman(m, kw['method'](randomised_copy(kw['model']), kw['x'], target=_pred(kw), space=kw['space'])),
 }
 "Metrics `evaluate` knows by name: `fn(maps, **context) -> [B]`"
@@ -676,6 +738,7 @@ METRICS = {
 METRIC_BETTER = dict(gini='higher', entropy='lower', hoyer='higher', total_variation='lower', topk_mass='higher',
                      pointing_game='higher', energy_pointing_game='higher', relevance_rank='higher', mask_auc='higher',
                      localisation_iou='higher', localisation_iobb='higher', deletion_auc='lower', insertion_auc='higher',
+                     average_drop='lower', increase_in_confidence='higher',
                      randomisation_spearman='lower')
 "Which direction is better for each metric in `METRICS`"
 

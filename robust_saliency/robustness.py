@@ -331,7 +331,7 @@ class APGD(PixelAttack):
     @property
     def _stream(self):
         "Random streams of this loss (and targeting): an ensemble's APGD runs start from different random points"
-        return 100_000 * list(attack_losses).index(self.loss) + 50_000 * isinstance(self, APGDT)
+        return 100_000 * list(attack_losses).index(self.loss) + 50_000 * (type(self)._targets is not APGD._targets)
 
     def _perturb(self, P, rows):
         "Every target and restart in turn, each on the rows still unbroken"

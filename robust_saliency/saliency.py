@@ -473,7 +473,8 @@ class _LayerMethod(SaliencyMethod):
                  layer:Union[nn.Module, str, None]=None, # the layer, or its dotted name ('0.8', 'layer4'); None: `find_layer`
                  relu:bool=True, # keep only positive evidence (as the papers do)
                  chunk:Optional[int]=None, # images per forward pass; None: all at once
-                 channels_last:bool=False, # feed the model channels-last inputs
+                 # feed the model channels-last inputs; None: in no-grad passes on a CPU (if the model takes them)
+                 channels_last:Optional[bool]=None,
                  # the layer's output -> [N,K,h,w] (a view, permute or slice); None: 4-D as is, tokens [N,T,D] to a grid
                  reshape:Optional[Callable]=None,
                 ):
@@ -494,10 +495,22 @@ class _LayerMethod(SaliencyMethod):
             return a.clone()
         h = layer.register_forward_hook(hook)
         try:
-            with torch.set_grad_enabled(grad): out = _forward(model, xp.detach(), space, self.channels_last)
+            with torch.set_grad_enabled(grad): out = self._run(lambda cl: _forward(model, xp.detach(), space, cl), not grad, xp)
         finally: h.remove()
         if 'a' not in store: raise ValueError(f"the CAM layer {type(layer).__name__} does not output a tensor")
         return out, store['a'], layer
+
+    def _run(self, f, nograd, x, memo=None):
+        "`f(channels_last)`: channels-last as asked, or (None) in a no-grad pass on a CPU; `memo` keeps a refusal"
+        # a CPU's no-grad convolutions run ~1.5x faster on channels-last inputs; a model that cannot take them (a
+        # `view` of its input) gets the default layout
+        cl = self.channels_last if self.channels_last is not None else nograd and x.device.type == 'cpu'
+        if not cl or (memo or {}).get('refused'): return f(False)
+        try: return f(True)
+        except RuntimeError:
+            if self.channels_last: raise
+            if memo is not None: memo['refused'] = True
+            return f(False)
 
     def _grid(self, a, xp):
         "The layer's output as a map [N,K,h,w]: `reshape(a)`, or 4-D as is, or tokens to a grid"
@@ -570,7 +583,7 @@ class CAM(_LayerMethod):
                  fc:Optional[nn.Linear]=None, # the classifier head; None: the model's last `nn.Linear`
                  relu:bool=True, # keep only positive evidence
                  chunk:Optional[int]=None, # images per forward pass; None: all at once
-                 channels_last:bool=False, # feed the model channels-last inputs
+                 channels_last:Optional[bool]=None, # feed the model channels-last inputs; None: on a CPU (if it takes them)
                  reshape:Optional[Callable]=None, # the layer's output -> [N,K,h,w]; None: 4-D as is, tokens to a grid
                 ):
         super().__init__(layer, relu, chunk, channels_last, reshape); self.fc = fc
@@ -645,8 +658,7 @@ class ScoreCAM(_LayerMethod):
                  layer:Union[nn.Module, str, None]=None, # the layer, or its dotted name; None: `find_layer`
                  relu:bool=True, # keep only positive evidence
                  chunk:Optional[int]=128, # masked images per forward pass; None: all `B*K` at once
-                 # feed the model channels-last inputs; None: the masked passes only, on a CPU (if the model takes them)
-                 channels_last:Optional[bool]=None,
+                 channels_last:Optional[bool]=None, # feed the model channels-last inputs; None: on a CPU (if it takes them)
                  reshape:Optional[Callable]=None, # the layer's output -> [N,K,h,w]; None: 4-D as is, tokens to a grid
                  fold_bn:bool=True, # run the masked passes on `core.fold_bn(model)` (no hooks there): same scores, cheaper
                 ):
@@ -664,16 +676,8 @@ class ScoreCAM(_LayerMethod):
         rs = _RowScores(p.xp, p.t, K)
         xm, flat = p.space.to_model(p.xp[rs.first]), A[rs.first].flatten(2)
         net = fold_bn(p.model, xm) if self.fold_masked else p.model
-        # channels-last inputs make a CPU's no-grad convolutions ~1.5x faster; a model that cannot take them gets
-        # the default layout
-        cl = [xm.device.type == 'cpu' if self.channels_last is None else self.channels_last]
-        def run(inp):
-            if cl[0]:
-                try: return plain(net(inp.contiguous(memory_format=torch.channels_last)))
-                except RuntimeError:
-                    if self.channels_last: raise
-                    cl[0] = False
-            return plain(net(inp))
+        memo = {}
+        def run(inp): return self._run(lambda cl: plain(net(_cl(inp, cl))), True, inp, memo)
         lo, hi = flat.amin(2, keepdim=True), flat.amax(2, keepdim=True)
         live = (hi > lo)[..., 0]                            # a constant channel masks the whole image: one shared pass
         dead = (~live).nonzero()
@@ -701,7 +705,7 @@ class AblationCAM(_LayerMethod):
                  layer:Union[nn.Module, str, None]=None, # the layer, or its dotted name; None: `find_layer`
                  relu:bool=True, # keep only positive evidence
                  chunk:Optional[int]=128, # ablated copies per forward pass; None: all channels of an image at once
-                 channels_last:bool=False, # feed the model channels-last inputs
+                 channels_last:Optional[bool]=None, # feed the model channels-last inputs; None: on a CPU (if it takes them)
                  reshape:Optional[Callable]=None, # the layer's output -> [N,K,h,w]; None: 4-D as is, tokens to a grid
                 ):
         super().__init__(layer, relu, chunk, channels_last, reshape)
@@ -721,7 +725,7 @@ class AblationCAM(_LayerMethod):
         K, a = A.shape[1], p.a
         rs, idx = _RowScores(p.xp, p.t, K), self._channel_index(a, p.xp)
         U, base = len(rs.first), a[rs.first].flatten(1)
-        xm = _cl(p.space.to_model(p.xp[rs.first]), self.channels_last)
+        xm, memo = p.space.to_model(p.xp[rs.first]), {}
         live = (A[rs.first].flatten(2) != 0).any(2)         # zeroing an all-zero channel changes nothing: no pass
         dead = (~live).nonzero()
         if len(dead): rs.add(*dead.T, p.out[rs.first[dead[:, 0]]])
@@ -739,10 +743,12 @@ class AblationCAM(_LayerMethod):
                 # a model where this does not hold runs each copy through the whole model instead
                 if share:
                     try:
-                        out = plain(p.model(xm[u[:1]]))
+                        out = plain(p.model(_cl(xm[u[:1]], self.channels_last is True)))
                         if j == 0 and not torch.allclose(out[0], p.out[rs.first[u[0]]], rtol=1e-4, atol=1e-5): share = False
                     except RuntimeError: share = False
-                if not share: out = plain(p.model(xm[u[:1]].expand(len(z), *xm.shape[1:])))
+                if not share:
+                    rows = xm[u[:1]].expand(len(z), *xm.shape[1:])
+                    out = self._run(lambda cl: plain(p.model(_cl(rows, cl))), True, rows, memo)
                 if j == 0: out = out[1:]
                 rs.add(u, k, out)
         finally: h.remove()
