@@ -16,7 +16,10 @@ Known, documented differences (the rows say where they show):
   direction whose channel sum is positive. `corr` is after aligning the sign per image; `flips` counts the images
   where the two signs differ.
 - Score-CAM: masks are upsampled with `align_corners=False` (ours, as the authors' code) vs `UpsamplingBilinear2d`
-  (align_corners=True) in pytorch-grad-cam. The `scorecam+corners` row runs ours with theirs.
+  (align_corners=True) in pytorch-grad-cam. The `scorecam+corners` row runs ours with theirs. On the random ViT
+  the difference is large: its layer is a LayerNorm, whose features sum to ~0 over the channels at every token, and
+  the softmax weights of a random model are nearly uniform, so the map is made of the small differences between
+  the weights, and any change of the masks shows in full.
 - Ablation-CAM on a ViT: pytorch-grad-cam's `AblationLayerVit` sets the feature to (min - 1e7) on every token, the
   class token included; ours zeroes it on the patch tokens (the paper's ablation). The `ablationcam*` row runs
   pytorch-grad-cam with an ablation layer that does the same as ours.

@@ -12,7 +12,7 @@ pytorch-grad-cam is optional and not a dependency. To include it without touchin
     pip install --no-deps --target /tmp/gcpkgs grad-cam ttach opencv-python-headless
     GRADCAM_PATH=/tmp/gcpkgs python bench/road.py [--device cuda]
 Run under the shared lock on the project machine: `flock /tmp/heavy.lock .venv/bin/python bench/road.py`."""
-import argparse, math, os, statistics, sys, time, warnings
+import argparse, importlib.metadata, math, os, statistics, sys, time, warnings
 import numpy as np, torch
 from robust_saliency.core import small_cnn, fold_bn
 from robust_saliency.data import synth_lesions
@@ -68,7 +68,7 @@ def main():
     B, S, P = a.n, a.size, len(pcts)
     print(f"torch {torch.__version__}, device {DEV}, {a.threads} thread(s); {B} lesion images 3x{S}x{S}, "
           f"{P} percentiles, MoRF + LeRF = {2 * B * P} imputed images")
-    print('pytorch-grad-cam', getattr(pytorch_grad_cam, '__version__', '?') if pytorch_grad_cam else f'not available ({gerr})')
+    print('pytorch-grad-cam', importlib.metadata.version('grad-cam') if pytorch_grad_cam else f'not available ({gerr})')
     x = synth_lesions(B, S, seed=0).images.to(DEV)
     # CAM-like maps (smooth blobs): large connected holes, the hard case for the solver
     maps = gaussian_blur(torch.rand(B, 1, S, S, generator=torch.Generator().manual_seed(1)), sigma=S / 10).to(DEV)
@@ -93,16 +93,16 @@ def main():
     def forward():
         with torch.no_grad():
             for c in xr.split(32 if DEV.type == 'cpu' else 256): net(c)
-    tm = interleaved(dict(total=lambda: (ours['morf'](), ours['lerf']()), impute=lambda: road_impute(xr, u[:, None]),
+    tm = interleaved(dict(total=lambda: (ours['morf'](), ours['lerf']()), impute=lambda: road_impute(xr, u[:, None], noise=0),
                           factor=factor, lapack=lapack, subst=lambda: [road._substitute(*f, b.contiguous()) for f, b in zip(fac, bb)],
                           forward=forward), a.reps)
     t_ours = tm['total']
     print(f"\nours, MoRF + LeRF: {t_ours:.3f}s = imputation {tm['impute']:.3f}s ({tm['impute'] / t_ours:.0%}: "
           f"block Cholesky down the {S} rows {tm['factor']:.3f}s, of which the {S}x{S} blocks' Cholesky and inverse, one LAPACK "
           f"call per block, {tm['lapack']:.3f}s; substitution {tm['subst']:.3f}s, right-hand sides "
-          f"and noise {tm['impute'] - tm['factor'] - tm['subst']:.3f}s) + {2 * B * P} forward passes "
+          f"{tm['impute'] - tm['factor'] - tm['subst']:.3f}s) + {2 * B * P} forward passes "
           f"{tm['forward']:.3f}s ({tm['forward'] / t_ours:.0%}) + masks, noise, scoring {t_ours - tm['impute'] - tm['forward']:.3f}s")
-    print(f"ours: {tm['impute'] / (2 * B * P) * 1e3:.3f} ms per imputed image")
+    print(f"ours: {tm['impute'] / (2 * B * P) * 1e3:.3f} ms per imputed image (noise-free solve)")
     if not pytorch_grad_cam: return
 
     # parity 1: the imputer, noise off, same image and mask (grad-cam's mask: 1 = keep)

@@ -18,8 +18,8 @@ from typing import Literal, NamedTuple, Optional, Union
 ATTACKS, NORMS, IG_BASELINES, BUILTIN = ('pgd', 'fgsm'), ('l2', 'linf'), ('blur', 'mean', 'black'), ('lesions', 'chest')
 REPORT_METRICS = ('gini', 'entropy', 'total_variation', 'pointing_game', 'mask_auc', 'deletion_auc', 'insertion_auc')
 # the names of `saliency.method_names()`, so that --methods is checked before torch is imported (a test keeps them equal)
-_METHOD_NAMES = ('ablationcam', 'cam', 'eigencam', 'gradcam', 'gradcampp', 'gradient', 'hirescam', 'ig', 'inputxgradient',
-                 'layercam', 'scorecam', 'smoothgrad', 'vargrad', 'xgradcam')
+_METHOD_NAMES = ('ablationcam', 'adversarial', 'cam', 'eigencam', 'gradcam', 'gradcampp', 'gradient', 'hirescam', 'ig',
+                 'inputxgradient', 'layercam', 'regpgd', 'scorecam', 'smoothgrad', 'vargrad', 'xgradcam')
 _ALIASES = dict(integratedgradients='ig', gradcamplusplus='gradcampp', inputgradient='inputxgradient')
 
 def parse_methods(methods:Union[str, list]='gradient,smoothgrad,ig,gradcam', # comma-separated names; `ig(mean)` picks IG's baseline

@@ -141,7 +141,7 @@ def road_impute(x:Tensor, # images [B,C,H,W] in pixel space
     if noise > 0: out = out + noise * remove * _gauss(x, seed)
     return out
 
-# %% ../nbs/13_road.ipynb #d71e4a68
+# %% ../nbs/13_road.ipynb #0a6e44c8
 PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 "Rong et al.'s percents of the pixels removed (pytorch-grad-cam's too)"
 
@@ -236,6 +236,7 @@ def road_curve(model:nn.Module, # the classifier, in model space
                 out.append(score(plain(net(space.to_model(imp[j:j + chunk]))), b[j:j + chunk]))
     return torch.cat(out).view(B, P)
 
+# %% ../nbs/13_road.ipynb #82d3cb2d
 def road_auc(model:nn.Module, # the classifier, in model space
              x:Tensor, # images [B,C,H,W] in model space
              maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution

@@ -490,7 +490,7 @@ def fragility_attack(model:nn.Module, # the classifier, in model space
                      random_start:bool=False, # start from a random point of the ball (seeded per image)
                      seed:int=0, # seed of the random start, mixed with each image's pixels
                      chunk:Optional[int]=None, # images per attack pass; None: all at once
-                    )->tuple: # `(x_adv, scores)`: attacked images (model space) and an AttrDict of per-image results
+                    )->tuple: # `(x_adv, scores)`: images (model space); AttrDict `topk`, `spearman`, `center_shift`, `maps`, `ref`, `attacked`
     "PGD in pixel space that moves `method`'s map as far as it can from the original while the predicted class stays"
     if not isinstance(model, nn.Module): raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
     method = _as_method(method)
