@@ -130,9 +130,6 @@ def ape_metric(**kwargs)->Callable: # `fn(maps, **context) -> [B]` for `evaluate
     "An `evaluate` metric `fn(maps, **context) -> [B]` computing `ape_score(..., **kwargs).ape`"
     return lambda m, **kw: ape_score(kw['model'], kw['x'], m, kw['target'], kw['space'], **kwargs).ape
 
-_metrics.METRICS['ape'] = ape_metric()
-_metrics.METRIC_BETTER['ape'] = 'higher'
-
 # %% ../nbs/07_explainers.ipynb #f73ceca8
 def _block(ci, co):
     return nn.Sequential(nn.Conv2d(ci, co, 3, padding=1, bias=False), nn.BatchNorm2d(co), nn.ReLU(inplace=True),

@@ -17,16 +17,20 @@ from .core import (plain, check_images, resolve_target, preserve_state, as_space
                                   InputSpace)
 from .core import fold_bn as _fold
 from .saliency import image_seeds, _mix32
+from .stability import (max_sensitivity, avg_sensitivity, local_lipschitz, relative_input_stability,
+                                       fragility_attack)
+from .road import road_impute, road_curve, road_auc
 
 # %% auto #0
-__all__ = ['METRICS', 'METRIC_BETTER', 'check_maps', 'boxes_to_masks', 'masks_to_boxes', 'gini', 'entropy', 'hoyer',
-           'total_variation', 'topk_mass', 'pointing_game', 'energy_pointing_game', 'relevance_mass', 'relevance_rank',
-           'mask_auc', 'connected_components', 'largest_component', 'map_boxes', 'box_iou', 'box_iobb',
-           'localisation_iou', 'localisation_iobb', 'localisation_accuracy', 'finding_pairs', 'gaussian_blur',
-           'perturbation_curve', 'curve_auc', 'deletion_auc', 'insertion_auc', 'pixel_flipping', 'explanation_scores',
-           'average_drop', 'increase_in_confidence', 'RandomMap', 'SobelMap', 'CentreGaussian', 'spearman', 'ssim',
-           'param_layers', 'randomised_copy', 'model_randomisation', 'randomisation_spearman', 'bootstrap_ci',
-           'evaluate', 'results_table', 'plot_evaluation']
+__all__ = ['METRICS', 'METRIC_BETTER', 'COSTLY_METRICS', 'check_maps', 'boxes_to_masks', 'masks_to_boxes', 'gini', 'entropy',
+           'hoyer', 'total_variation', 'topk_mass', 'pointing_game', 'energy_pointing_game', 'relevance_mass',
+           'relevance_rank', 'mask_auc', 'connected_components', 'largest_component', 'map_boxes', 'box_iou',
+           'box_iobb', 'localisation_iou', 'localisation_iobb', 'localisation_accuracy', 'finding_pairs',
+           'gaussian_blur', 'perturbation_curve', 'curve_auc', 'deletion_auc', 'insertion_auc', 'pixel_flipping',
+           'explanation_scores', 'average_drop', 'increase_in_confidence', 'RandomMap', 'SobelMap', 'CentreGaussian',
+           'spearman', 'ssim', 'param_layers', 'randomised_copy', 'model_randomisation', 'randomisation_spearman',
+           'bootstrap_ci', 'evaluate', 'results_table', 'plot_evaluation', 'max_sensitivity', 'avg_sensitivity',
+           'local_lipschitz', 'relative_input_stability', 'fragility_attack', 'road_impute', 'road_curve', 'road_auc']
 
 # %% ../nbs/05_metrics.ipynb #7cc1d08c
 def check_maps(maps:Tensor, # saliency maps [B,1,H,W]; [B,H,W] and [B,C,H,W] are accepted
@@ -706,6 +710,15 @@ def randomisation_spearman(model:nn.Module, # the trained model (left untouched)
 # %% ../nbs/05_metrics.ipynb #df2466fd
 def _reg(kw): return dict(masks=kw['masks']) if kw['masks'] is not None else dict(boxes=kw['boxes'])
 
+def _ape(m, **kw):
+    "APE (`explainers.ape_score`, Shoshan & Gavrilov's adversarial evaluation), imported on first use"
+    from robust_saliency.explainers import ape_score   # it imports this module, hence not at the top
+    return ape_score(kw['model'], kw['x'], m, kw['target'], kw['space']).ape
+
+def _stability(f):
+    "A `METRICS` entry for a score of `robust_saliency.stability`: it calls the method again on perturbed copies"
+    return lambda m, **kw: f(kw['model'], kw['method'], kw['x'], kw['target'], kw['space'], chunk=kw['chunk'])
+
 def _pred(kw):
     "The target to explain: given, or the *trained* model's prediction (a randomised copy must explain the same class)"
     if kw['target'] is not None: return kw['target']
@@ -732,6 +745,13 @@ METRICS = {
     'increase_in_confidence': lambda m, **kw: increase_in_confidence(kw['model'], kw['x'], m, kw['target'], kw['space'],
                                                                      act=kw.get('act', 'softmax'), chunk=kw['chunk']),
     'randomisation_spearman': lambda m, **kw: spearman(m, kw['method'](randomised_copy(kw['model']), kw['x'], target=_pred(kw), space=kw['space'])),
+    **{k: _stability(f) for k, f in (('max_sensitivity', max_sensitivity), ('avg_sensitivity', avg_sensitivity),
+                                     ('local_lipschitz', local_lipschitz), ('relative_input_stability', relative_input_stability))},
+    'road_morf': lambda m, **kw: road_auc(kw['model'], kw['x'], m, kw['target'], kw['space'], order='morf', chunk=kw['chunk'],
+                                          act=kw.get('act', 'softmax')),
+    'road_lerf': lambda m, **kw: road_auc(kw['model'], kw['x'], m, kw['target'], kw['space'], order='lerf', chunk=kw['chunk'],
+                                          act=kw.get('act', 'softmax')),
+    'ape': _ape,
 }
 "Metrics `evaluate` knows by name: `fn(maps, **context) -> [B]`"
 
@@ -739,8 +759,17 @@ METRIC_BETTER = dict(gini='higher', entropy='lower', hoyer='higher', total_varia
                      pointing_game='higher', energy_pointing_game='higher', relevance_rank='higher', mask_auc='higher',
                      localisation_iou='higher', localisation_iobb='higher', deletion_auc='lower', insertion_auc='higher',
                      average_drop='lower', increase_in_confidence='higher',
-                     randomisation_spearman='lower')
+                     randomisation_spearman='lower', max_sensitivity='lower', avg_sensitivity='lower', local_lipschitz='lower',
+                     relative_input_stability='lower', road_morf='lower', road_lerf='higher', ape='higher')
 "Which direction is better for each metric in `METRICS`"
+
+COSTLY_METRICS = ('max_sensitivity', 'avg_sensitivity', 'local_lipschitz', 'relative_input_stability', 'road_morf', 'road_lerf',
+                  'ape')
+"Metrics `evaluate` computes only when named: each runs the method or the model many more times per image"
+
+# the robustness and ROAD metrics live in their own modules; `from robust_saliency.metrics import *` brings them too
+_all_ = ['max_sensitivity', 'avg_sensitivity', 'local_lipschitz', 'relative_input_stability', 'fragility_attack',
+         'road_impute', 'road_curve', 'road_auc']
 
 _REGION = ('pointing_game', 'energy_pointing_game', 'relevance_rank', 'mask_auc', 'localisation_iou', 'localisation_iobb')
 
@@ -767,7 +796,7 @@ def evaluate(models:dict, # {name: nn.Module} to compare
              masks:Optional[Tensor]=None, # bool ground-truth regions [B,1,H,W] for the localisation metrics
              boxes:Optional[Tensor]=None, # or ground-truth boxes [B,4] (x0,y0,x1,y1)
              space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-             metrics:Union[Sequence[str], dict, None]=None, # names in `METRICS` or {name: fn(maps, **context)}; None: all that apply
+             metrics:Union[Sequence[str], dict, None]=None, # names in `METRICS` or {name: fn(maps, **context)}; None: all that apply but `COSTLY_METRICS`
              target:Optional[Literal['pred']]=None, # 'pred': explain the predictions even when `y` is given
              bs:int=64, # images per batch (maps, then metrics)
              steps:int=20, # steps of the deletion and insertion curves
@@ -798,7 +827,7 @@ def evaluate(models:dict, # {name: nn.Module} to compare
     tgt = None if target == 'pred' else y
     if masks is not None: masks = _region(torch.zeros(B, 1, *x.shape[-2:]), masks=masks)
     if boxes is not None: _region(torch.zeros(B, 1, *x.shape[-2:]), boxes=boxes); boxes = _check_boxes(boxes)
-    if metrics is None: metrics = [k for k in METRICS if (masks is not None or boxes is not None) or k not in _REGION]
+    if metrics is None: metrics = [k for k in METRICS if k not in COSTLY_METRICS and (masks is not None or boxes is not None or k not in _REGION)]
     if not isinstance(metrics, dict):
         unknown = [k for k in metrics if k not in METRICS]
         if unknown: raise ValueError(f"unknown metrics {unknown}; known: {list(METRICS)} (or pass a dict name -> fn)")

@@ -101,6 +101,7 @@ BAD = [
     (['--data', '/no/such/folder'], 'neither'),
     (['--methods', 'gradient,telepathy'], 'unknown saliency method'),
     (['--methods', 'ig(white)'], "IG's baseline"),
+    (['--metrics', 'gini,sharpness'], "unknown metric 'sharpness'"),
     (['--arch', 'resnet9000'], 'pip install timm'),
     (['--attack', 'cw'], 'invalid choice'),
     (['--norm', 'l3'], 'invalid choice'),
