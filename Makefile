@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 ## make demo: train a standard and a robust model on the built-in lesions, write a saliency report to demo_out/
 demo: $(STAMP)
-	$(BIN)/robust-saliency compare --out demo_out --overwrite
+	$(BIN)/robust-saliency compare --out demo_out --overwrite --eval-attack autoattack-fast
 
 ## make test: export check, nbdev-test over every notebook, pytest tests/, one closing line "N passed, N failed"
 test: $(STAMP) browser

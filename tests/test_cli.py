@@ -13,7 +13,9 @@ def cmd(*args):
 def run(*args, cwd=None, env=None):
     return subprocess.run(cmd(*args), capture_output=True, text=True, cwd=cwd, env={**ENV, **(env or {})})
 
-SMALL = ['--n', '160', '--size', '24', '--epochs', '1', '--steps', '2', '--methods', 'gradient,gradcam', '--n-eval', '32']
+# PGD evaluation keeps these runs short; test_autoattack_evaluation runs the default's fast version
+SMALL = ['--n', '160', '--size', '24', '--epochs', '1', '--steps', '2', '--methods', 'gradient,gradcam', '--n-eval', '32',
+         '--eval-attack', 'pgd']
 
 def report(d): return json.loads((Path(d)/'report.json').read_text())
 
@@ -102,6 +104,7 @@ BAD = [
     (['--methods', 'gradient,telepathy'], 'unknown saliency method'),
     (['--methods', 'ig(white)'], "IG's baseline"),
     (['--metrics', 'gini,sharpness'], "unknown metric 'sharpness'"),
+    (['--eval-attack', 'fab'], '--eval-attack'),
     (['--arch', 'resnet9000'], 'pip install timm'),
     (['--attack', 'cw'], 'invalid choice'),
     (['--norm', 'l3'], 'invalid choice'),
@@ -147,7 +150,7 @@ def test_arch_too_big_for_size(tmp_path):
 def test_compare_out_is_a_file(tmp_path):
     f = tmp_path/'afile'; f.write_text('keep me')
     for out in (f, f/'sub'):
-        r = run('compare', '--out', out, '--epochs', '1', '--n', '100', '--bs', '16')
+        r = run('compare', '--out', out, '--epochs', '1', '--n', '100', '--bs', '16', '--eval-attack', 'pgd')
         assert r.returncode == 2 and 'is a file, not a folder' in r.stderr and '--out' in r.stderr, r.stderr[-2000:]
         assert 'Traceback' not in r.stderr and 'training the' not in r.stderr
     assert f.read_text() == 'keep me'
@@ -157,7 +160,7 @@ def test_unwritable_out_refused_before_training(tmp_path):
     if os.geteuid() != 0:
         ro = tmp_path/'ro'; ro.mkdir(); ro.chmod(0o555); outs.append(ro/'out')
     for out in outs:
-        r = run('compare', '--out', out, '--epochs', '1', '--n', '100', '--bs', '16')
+        r = run('compare', '--out', out, '--epochs', '1', '--n', '100', '--bs', '16', '--eval-attack', 'pgd')
         assert r.returncode == 2 and 'cannot write in' in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
         assert 'training the' not in r.stderr and not out.exists()
 
@@ -260,7 +263,7 @@ def test_chance_level_warning_on_shuffled_labels(tmp_path):
     y = torch.randint(0, 2, (240,), generator=torch.Generator().manual_seed(1))
     f = _npz(tmp_path/'shuffled.npz', labels=y)
     r = run('compare', '--data', f, '--size', '24', '--epochs', '1', '--steps', '1', '--methods', 'gradient', '--n-eval', '32',
-            '--bs', '32', '--out', tmp_path/'r')
+            '--bs', '32', '--eval-attack', 'pgd', '--out', tmp_path/'r')
     assert r.returncode == 0, r.stderr[-3000:]
     j = report(tmp_path/'r')
     assert any('at chance level' in w for w in j['warnings']), j['warnings']
@@ -299,7 +302,7 @@ def cxr(d, n=30):
     "A ChestX-ray14-format folder of `n` images, one patient each, and no box"
     return write_cxr(d, [LABELS[i % 5] for i in range(n)], size=32)
 
-CXR = ['--size', '16', '--bs', '8', '--epochs', '1', '--steps', '1', '--methods', 'gradient']
+CXR = ['--size', '16', '--bs', '8', '--epochs', '1', '--steps', '1', '--methods', 'gradient', '--eval-attack', 'pgd']
 
 def test_compare_chestxray14_finds_boxed_images(tmp_path):
     # boxes are rare: the one boxed validation image lies beyond the first --n-eval ones and must still be found
@@ -339,7 +342,7 @@ def test_real_data_options(tmp_path):
     # --n subsamples a real data set; --check and --classes reach the loader
     f = _npz(tmp_path/'d.npz')
     r = run('compare', '--data', f, '--n', '100', '--size', '24', '--epochs', '1', '--steps', '1', '--methods', 'gradient',
-            '--bs', '16', '--n-eval', '8', '--out', tmp_path/'r')
+            '--bs', '16', '--n-eval', '8', '--eval-attack', 'pgd', '--out', tmp_path/'r')
     assert r.returncode == 0, r.stderr[-3000:]
     d = report(tmp_path/'r')['data']
     assert d['n_train'] + d['n_valid'] == 100 and d['n_total_found'] == 240
@@ -355,3 +358,18 @@ def test_unreadable_image_met_in_training_is_one_line(tmp_path):
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith('robust-saliency: error: ') and victim.name in last and 'Traceback' not in r.stderr
     assert not (tmp_path/'r').exists()
+
+def test_autoattack_evaluation(tmp_path):
+    "The default evaluation is AutoAttack: the report names its attacks and how far each brought robust accuracy down"
+    args = [a for a in SMALL if a not in ('--eval-attack', 'pgd')]
+    r = run('compare', *args, '--eval-attack', 'autoattack-fast', '--out', tmp_path/'aa')
+    assert r.returncode == 0, r.stderr[-3000:]
+    j = report(tmp_path/'aa')
+    assert j['evaluation']['eval_attack'].startswith('AutoAttack, fast version (apgd-ce, apgd-margin, square; l2'), j['evaluation']
+    for m in j['models'].values():
+        after = m['after_attack']
+        assert list(after) == ['apgd-ce', 'apgd-margin', 'square'] and set(m['broken_by']) == set(after)
+        assert list(after.values()) == sorted(after.values(), reverse=True)    # each attack only on the unbroken images
+        assert abs(after['square'] - m['robust_acc']) <= 1 / m['n'] and m['robust_acc'] <= m['clean_acc']
+    md = (tmp_path/'aa'/'report.md').read_text()
+    assert 'robust accuracy under AutoAttack, fast version' in md and 'AutoAttack runs its attacks in turn' in md

@@ -15,7 +15,7 @@ def test_two_processes_one_report_same_weights(tmp_path):
     # `--` before `compare`: torchrun would read a bare --n as one of its own (abbreviated) options
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(_free_port()),
            '-m', 'robust_saliency.cli', '--', 'compare', '--n', '160', '--size', '24', '--epochs', '1', '--steps', '2',
-           '--methods', 'gradient', '--n-eval', '16', '--bs', '32', '--out', str(out)]
+           '--methods', 'gradient', '--n-eval', '16', '--bs', '32', '--eval-attack', 'pgd', '--out', str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'}, timeout=900)
     assert r.returncode == 0, r.stderr[-4000:]
     j = json.loads((out/'report.json').read_text())
