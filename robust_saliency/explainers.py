@@ -17,7 +17,7 @@ from fastai.learner import Learner
 from .core import (plain, check_images, check_eps, resolve_target, InputSpace, as_space,
                                   preserve_state, model_device, Target)
 from .attacks import PGD, RegularizedPGD, tv_penalty
-from .saliency import SaliencyMethod, register_method, reduce_map, _check_reduce, _check_chunk
+from .saliency import SaliencyMethod, reduce_map, _check_reduce, _check_chunk
 from . import metrics as _metrics
 
 # %% auto #0
@@ -51,9 +51,6 @@ class AdversarialExplanation(SaliencyMethod):
 
 REGPGD_DEFAULTS = dict(eps=1.0, steps=30, norm='l2', l1=0.05, tv=0.02, kappa=2.)
 "Defaults of the registered 'regpgd' saliency method (tuned on the built-in lesions at 32 px)"
-
-register_method('adversarial', lambda attack=None, **kw: AdversarialExplanation(attack, **kw))
-register_method('regpgd', lambda reduce='abs_sum', chunk=None, **kw: AdversarialExplanation(RegularizedPGD(**{**REGPGD_DEFAULTS, **kw}), reduce=reduce, chunk=chunk))
 
 # %% ../nbs/07_explainers.ipynb #903201b3
 class APEResult(NamedTuple):

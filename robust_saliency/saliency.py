@@ -805,12 +805,20 @@ _registry = dict(gradient=Gradient, inputxgradient=InputXGradient, smoothgrad=Sm
                  hirescam=HiResCAM, xgradcam=XGradCAM, layercam=LayerCAM, eigencam=EigenCAM, scorecam=ScoreCAM,
                  ablationcam=AblationCAM)
 
-def _load_registry():
-    "Import the package's modules that register methods too, so the names never depend on what was imported first"
-    from robust_saliency import explainers   # noqa: F401  ('adversarial', 'regpgd'); it imports this module, hence not at the top
-    return _registry
+def _adversarial(attack=None, **kwargs):
+    "'adversarial': `explainers.AdversarialExplanation(attack, **kwargs)` (imported on use: it imports this module)"
+    from robust_saliency.explainers import AdversarialExplanation
+    return AdversarialExplanation(attack, **kwargs)
 
-def method_names(): return sorted(_load_registry())
+def _regpgd(reduce='abs_sum', chunk=None, **kwargs):
+    "'regpgd': the adversarial explanation by `RegularizedPGD` with `explainers.REGPGD_DEFAULTS` updated by `kwargs`"
+    from robust_saliency.explainers import AdversarialExplanation, REGPGD_DEFAULTS
+    from robust_saliency.attacks import RegularizedPGD
+    return AdversarialExplanation(RegularizedPGD(**{**REGPGD_DEFAULTS, **kwargs}), reduce=reduce, chunk=chunk)
+
+_registry.update(adversarial=_adversarial, regpgd=_regpgd)
+
+def method_names(): return sorted(_registry)
 
 def register_method(name:str, # the name `get_method` will know it by (case-insensitive)
                     factory:Callable, # `factory(**kwargs) -> SaliencyMethod`, e.g. the class itself
@@ -828,7 +836,7 @@ def get_method(name:Union[str, SaliencyMethod], # a registered name ('gradient',
     if not isinstance(name, str): raise TypeError(f"a saliency method must be a name or a SaliencyMethod, got {type(name).__name__}")
     key = name.lower().replace('-', '').replace('_', '')
     key = dict(integratedgradients='ig', gradcamplusplus='gradcampp', inputgradient='inputxgradient').get(key, key)
-    if key not in _load_registry(): raise ValueError(f"unknown saliency method {name!r}; choose one of {method_names()}")
+    if key not in _registry: raise ValueError(f"unknown saliency method {name!r}; choose one of {method_names()}")
     return _registry[key](**kwargs)
 
 def _named_methods(methods):
