@@ -1,4 +1,4 @@
-"""FGSM, PGD and regularized PGD for models that consume normalized input, with budgets and clamping in pixel space, and robust accuracy as a function and as a fastai metric.
+"""FGSM, PGD and regularized PGD on normalized input with pixel-space budgets; robust accuracy, also as a metric.
 
 Docs: https://robust-saliency.github.io/robust_saliency/attacks.html.md"""
 
@@ -11,53 +11,47 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, patch
 from fastcore.meta import delegates
 from fastai.data.core import DataLoaders
 from fastai.learner import Metric, Learner
-from .core import (plain, check_images, check_eps, per_sample_loss, InputSpace, as_space,
-                                  preserve_state, set_bn_eval, model_device, fold_bn)
+from .core import (plain, check_images, check_eps, per_sample_loss, InputSpace,
+                                  as_space, preserve_state, frozen, model_device, fold_bn,
+                                  correctness, unwrap_model, amp_scale, row_norm,
+                                  check_labels, check_pixel_range)
 
 # %% auto #0
-__all__ = ['PGD', 'FGSM', 'robust_accuracy', 'RobustAccuracy', 'tv_penalty', 'RegularizedPGD']
-
-# %% ../nbs/02_attacks.ipynb #6e68675d
-def _unwrap(model):
-    "The module inside `DistributedDataParallel`/`DataParallel`: attacks are local and must not trigger gradient sync"
-    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
-
-def _amp_scale(x):
-    "Loss scale for attack gradients under fp16 autocast (they underflow otherwise); 1 in fp32/bf16"
-    dt = x.device.type
-    return 2.**12 if torch.is_autocast_enabled(dt) and torch.get_autocast_dtype(dt) == torch.float16 else 1.
-
-def _rownorm(t): return t.flatten(1).norm(dim=1).view(-1, *[1]*(t.ndim-1))
+__all__ = ['PGD', 'FGSM', 'attacked_correctness', 'robust_accuracy', 'RobustAccuracy', 'tv_penalty', 'RegularizedPGD']
 
 # %% ../nbs/02_attacks.ipynb #9c6b9e8f
 class PGD:
-    "Projected gradient descent (Madry et al. 2018) in pixel space: `attack(model, x, y, space=None)` -> `x_adv` (model space)"
+    "Projected gradient descent (Madry et al. 2018) in pixel space: `attack(model, x, y, space)`"
     def __init__(self,
-                 eps:float, # radius of the ball in pixel units (e.g. 8/255 for L∞, 3.0 for L2 at 224 px)
-                 steps:int=10, # gradient steps per restart
-                 norm:Literal["linf", "l2"]='linf', # the ball: L∞ (signed steps) or L2 (normalized-gradient steps)
-                 step_size:Optional[float]=None, # step length in pixel units; None: Madry's 2.5·eps/steps
-                 random_start:bool=True, # start each restart from a uniform point in the ball
-                 restarts:int=1, # independent random starts; per sample, the one with the highest loss is kept
-                 targeted:bool=False, # `y` are target classes: the attack descends their loss
-                 loss:Optional[Callable]=None, # `loss(logits, y)` -> [B]; None: cross-entropy, BCE for multi-hot `y`
-                 bn_eval:bool=True, # BatchNorm in eval mode during the attack; False keeps its training mode
-                 early_stop:bool=False, # freeze each sample once it succeeds and drop it from later passes
-                 fold_bn:bool=True, # run the passes with eval-mode BatchNorm folded into the convolutions
-                ):
+        eps:float, # radius of the ball in pixel units (e.g. 8/255 for L∞, 3.0 for L2 at 224 px)
+        steps:int=10, # gradient steps per restart
+        norm:Literal["linf", "l2"]='linf', # the ball: L∞ (signed steps) or L2 (normalized gradient)
+        step_size:Optional[float]=None, # step length in pixel units; None: Madry's 2.5·eps/steps
+        random_start:bool=True, # start each restart from a uniform point in the ball
+        restarts:int=1, # independent random starts; per sample, the highest-loss one is kept
+        targeted:bool=False, # `y` are target classes: the attack descends their loss
+        loss:Optional[Callable]=None, # `loss(logits, y)` -> [B]; None: cross-entropy / BCE
+        bn_eval:bool=True, # BatchNorm in eval mode during the attack; False keeps its training mode
+        early_stop:bool=False, # freeze each sample once it succeeds and drop it from later passes
+        fold_bn:bool=True, # run the passes with eval-mode BatchNorm folded into the convolutions
+    ):
         eps = check_eps(eps)
-        if norm not in ('linf', 'l2'): raise ValueError(f"`norm` must be 'linf' or 'l2', got {norm!r}")
+        if norm not in ('linf', 'l2'):
+            raise ValueError(f"`norm` must be 'linf' or 'l2', got {norm!r}")
         for n, v in (('steps', steps), ('restarts', restarts)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f"`{n}` must be an int >= 1, got {v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"`{n}` must be an int >= 1, got {v!r}")
         if step_size is not None: step_size = check_eps(step_size, 'step_size')
         if restarts > 1 and not random_start:
-            raise ValueError("`restarts` > 1 needs `random_start=True` (without a random start every restart is identical)")
+            raise ValueError("`restarts` > 1 needs `random_start=True` "
+                             "(without a random start every restart is identical)")
         if loss is not None and not callable(loss):
-            raise TypeError(f"`loss` must be None (cross-entropy / BCE) or a callable(logits, y) -> per-sample loss [B], got {type(loss).__name__}")
+            raise TypeError(f"`loss` must be None (cross-entropy / BCE) or a callable(logits, y) "
+                            f"-> per-sample loss [B], got {type(loss).__name__}")
         store_attr()
 
     @property
@@ -66,8 +60,8 @@ class PGD:
         return self.step_size if self.step_size is not None else 2.5 * self.eps / self.steps
 
     def scaled(self,
-               f:float, # factor for `eps` (and for an explicit `step_size`)
-              )->PGD:
+        f:float, # factor for `eps` (and for an explicit `step_size`)
+    )->PGD:
         "A copy with `eps` (and an explicit `step_size`) multiplied by `f` — used by eps ramps"
         a = copy.copy(self)
         a.eps = self.eps * f
@@ -75,139 +69,169 @@ class PGD:
         return a
 
     def __repr__(self):
-        s = f"{type(self).__name__}(eps={self.eps:.4g}, steps={self.steps}, norm={self.norm!r}, step_size={self.alpha:.4g}"
+        s = (f"{type(self).__name__}(eps={self.eps:.4g}, steps={self.steps}, norm={self.norm!r}, "
+             f"step_size={self.alpha:.4g}")
         s += f", random_start={self.random_start}"
-        for k, d in (('restarts', 1), ('targeted', False), ('bn_eval', True), ('early_stop', False), ('fold_bn', True)):
+        defaults = (('restarts', 1), ('targeted', False), ('bn_eval', True), ('early_stop', False),
+                    ('fold_bn', True))
+        for k, d in defaults:
             if getattr(self, k) != d: s += f", {k}={getattr(self, k)}"
-        return s + (f", loss={getattr(self.loss, '__name__', self.loss)}" if self.loss is not None else "") + ")"
+        if self.loss is not None: s += f", loss={getattr(self.loss, '__name__', self.loss)}"
+        return s + ")"
 
-    def objective(self,
-                  logits:Tensor, # model output [B,C]
-                  y:Tensor, # labels, or targets if `targeted`
-                 )->Tensor: # [B]
-        "Per-sample quantity the attack ascends: the loss (untargeted) or minus the loss towards `y` (targeted)"
-        l = per_sample_loss(logits, y) if self.loss is None else self.loss(logits, y)
-        if not isinstance(l, Tensor) or l.shape != logits.shape[:1]:
-            raise ValueError(f"`loss` must return one value per sample (shape [{logits.shape[0]}]), got {getattr(l, 'shape', type(l))}")
-        return -l if self.targeted else l
+# %% ../nbs/02_attacks.ipynb #d3aec648
+@patch
+def objective(self:PGD,
+    logits:Tensor, # model output [B,C]
+    y:Tensor, # labels, or targets if `targeted`
+)->Tensor: # [B]
+    "Per-sample quantity the attack ascends: the loss, or (targeted) minus the loss towards `y`"
+    l = per_sample_loss(logits, y) if self.loss is None else self.loss(logits, y)
+    if not isinstance(l, Tensor) or l.shape != logits.shape[:1]:
+        raise ValueError(f"`loss` must return one value per sample (shape [{logits.shape[0]}]),"
+                         f" got {getattr(l, 'shape', type(l))}")
+    return -l if self.targeted else l
 
-    def success(self,
-                logits:Tensor, # model output [B,C]
-                y:Tensor, # labels, or targets if `targeted`
-               )->Tensor: # bool [B]
-        "Per-sample bool: misclassified (untargeted) or predicted as `y` (targeted); multi-hot: any (all) labels flipped"
-        pred = (logits > 0).to(y.dtype) if y.ndim == 2 else logits.argmax(1)
-        hit = (pred == y).all(1) if y.ndim == 2 else pred == y
-        return hit if self.targeted else ~hit
+@patch
+def success(self:PGD,
+    logits:Tensor, # model output [B,C]
+    y:Tensor, # labels, or targets if `targeted`
+)->Tensor: # bool [B]
+    "Per-sample bool: misclassified (targeted: predicted as `y`); multi-hot: any (all) flipped"
+    pred = (logits > 0).to(y.dtype) if y.ndim == 2 else logits.argmax(1)
+    hit = (pred == y).all(1) if y.ndim == 2 else pred == y
+    return hit if self.targeted else ~hit
 
-    def _check_labels(self, logits, y):
-        "Labels must fit the model's outputs; called on the first forward pass of a run (no per-step cost)"
-        if self.loss is not None: return      # a custom loss defines what its targets are
-        C = logits.shape[-1]
-        if y.ndim == 2:
-            if y.shape[1] != C: raise ValueError(f"multi-hot `y` has {y.shape[1]} classes but the model outputs {C} logits")
-            return
-        if C == 1: raise ValueError("the model outputs a single logit, so class-index labels `y` [B] give a zero loss: give the "
-                                    "model 2 outputs (cross-entropy), or pass float targets of shape [B,1] (`y[:, None].float()`, BCE)")
-        if y.is_floating_point() and not torch.equal(y, y.round()): raise TypeError("class-index labels `y` must be integers (LongTensor)")
-        lo, hi = int(y.min()), int(y.max())
-        if lo < 0 or hi >= C:
-            raise ValueError(f"labels `y` must lie in [0, {C-1}] for a model with {C} outputs, got min {lo}, max {hi}")
+# %% ../nbs/02_attacks.ipynb #f250ec2f
+@patch
+def _check_labels(self:PGD, logits, y):
+    "Labels must fit the model's outputs; checked on a run's first pass (no per-step cost)"
+    if self.loss is not None: return      # a custom loss defines what its targets are
+    C = logits.shape[-1]
+    if y.ndim == 2:
+        if y.shape[1] != C:
+            raise ValueError(f"multi-hot `y` has {y.shape[1]} classes "
+                             f"but the model outputs {C} logits")
+        return
+    if C == 1:
+        raise ValueError("the model outputs a single logit, so class-index labels `y` [B] give "
+                         "a zero loss: give the model 2 outputs (cross-entropy), or pass float "
+                         "targets of shape [B,1] (`y[:, None].float()`, BCE)")
+    if y.is_floating_point() and not torch.equal(y, y.round()):
+        raise TypeError("class-index labels `y` must be integers (LongTensor)")
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= C:
+        raise ValueError(f"labels `y` must lie in [0, {C-1}] for a model with {C} outputs, "
+                         f"got min {lo}, max {hi}")
 
-    def _init(self, xp):
-        if not self.random_start or self.eps == 0: return torch.zeros_like(xp)
-        if self.norm == 'linf': d = torch.empty_like(xp).uniform_(-self.eps, self.eps)
-        else:
-            g = torch.randn_like(xp)
-            d = g / (_rownorm(g) + 1e-12) * self.eps * torch.rand(len(xp), *[1]*(xp.ndim-1), device=xp.device)
-        return (xp + d).clamp_(0, 1) - xp
+# %% ../nbs/02_attacks.ipynb #6b6dba98
+@patch
+def _init(self:PGD, xp):
+    if not self.random_start or self.eps == 0: return torch.zeros_like(xp)
+    if self.norm == 'linf': d = torch.empty_like(xp).uniform_(-self.eps, self.eps)
+    else:
+        g = torch.randn_like(xp)
+        u = torch.rand(len(xp), *[1]*(xp.ndim-1), device=xp.device)
+        d = g / (row_norm(g) + 1e-12) * self.eps * u     # a random direction, radius u·eps
+    return (xp + d).clamp_(0, 1) - xp
 
-    def _step(self, d, g, xp):
-        "Ascent step on `d` with gradient `g`, projected on the eps-ball and on the image range [0,1]"
-        if self.norm == 'linf': d = (d + self.alpha * g.sign()).clamp_(-self.eps, self.eps)
-        else:
-            d = d + self.alpha * g / (_rownorm(g) + 1e-10)
-            d = d * (self.eps / (_rownorm(d) + 1e-12)).clamp(max=1.)
-        return (xp + d).clamp_(0, 1) - xp
+@patch
+def _step(self:PGD, d, g, xp):
+    "Ascent step on `d` with gradient `g`, projected on the eps-ball and the image range [0,1]"
+    if self.norm == 'linf': d = (d + self.alpha * g.sign()).clamp_(-self.eps, self.eps)
+    else:
+        d = d + self.alpha * g / (row_norm(g) + 1e-10)
+        d = d * (self.eps / (row_norm(d) + 1e-12)).clamp(max=1.)
+    return (xp + d).clamp_(0, 1) - xp
 
-    def _run(self, net, x, y, xp, istd):
-        "One restart; returns the final `delta` and which rows were stopped early because they already succeeded"
-        delta, fooled, rows, scale = self._init(xp), torch.zeros(len(x), dtype=torch.bool, device=x.device), None, _amp_scale(x)
-        for i in range(self.steps):
-            xa, ya, da, pa = (x, y, delta, xp) if rows is None else (x[rows], y[rows], delta[rows], xp[rows])
-            da = da.detach().requires_grad_()
-            logits = net(xa + da * istd)
-            if i == 0: self._check_labels(logits, ya)   # before the loss: a bad index is a device-side assert on CUDA
-            g, = torch.autograd.grad(self.objective(logits, ya).sum() * scale, da)
-            new = self._step(da.detach(), g, pa)
-            if not self.early_stop: delta = new; continue
-            # rows already fooled keep the delta just evaluated and leave the batch: later steps only forward the rest
-            ok = self.success(logits.detach(), ya)
-            idx = torch.arange(len(x), device=x.device) if rows is None else rows
-            delta[idx[~ok]] = new[~ok]
-            fooled[idx[ok]] = True
-            rows = idx[~ok]
-            if len(rows) == 0: break
-        return delta, fooled
+# %% ../nbs/02_attacks.ipynb #8472d179
+@patch
+def _run(self:PGD, net, x, y, xp, istd):
+    "One restart: the final `delta`, and which rows stopped early because they succeeded"
+    delta, rows, scale = self._init(xp), None, amp_scale(x)
+    fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    for i in range(self.steps):
+        xa, ya, da, pa = ((x, y, delta, xp) if rows is None else
+                          (x[rows], y[rows], delta[rows], xp[rows]))
+        da = da.detach().requires_grad_()
+        logits = net(xa + da * istd)
+        # before the loss: a bad index is a device-side assert on CUDA
+        if i == 0: self._check_labels(logits, ya)
+        g, = torch.autograd.grad(self.objective(logits, ya).sum() * scale, da)
+        new = self._step(da.detach(), g, pa)
+        if not self.early_stop:
+            delta = new
+            continue
+        # rows already fooled keep the delta just evaluated and leave the batch:
+        # later steps only forward the rest
+        ok = self.success(logits.detach(), ya)
+        idx = torch.arange(len(x), device=x.device) if rows is None else rows
+        delta[idx[~ok]] = new[~ok]
+        fooled[idx[ok]] = True
+        rows = idx[~ok]
+        if len(rows) == 0: break
+    return delta, fooled
 
-    def __call__(self,
-                 model:nn.Module, # the classifier: model-space input -> logits
-                 x:Tensor, # images [B,C,H,W] in model space
-                 y:Tensor, # labels [B] or multi-hot [B,C]; target classes if `targeted`
-                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # the normalization; None: identity
-                )->Tensor: # adversarial images [B,C,H,W] in model space
-        "Adversarial version of `x` (model space) against labels (or targets, if `targeted`) `y`"
-        x = check_images(x)
-        y = plain(y)
-        if not isinstance(y, Tensor): raise TypeError(f"`y` must be a tensor of labels, got {type(y).__name__}")
-        if y.ndim == 0 or len(y) != len(x):
-            raise ValueError(f"`y` has shape {tuple(y.shape)} but the batch has {len(x)} images; give one label per image")
-        y, space, net = y.to(x.device), as_space(space), _unwrap(model)
-        if space.is_identity: xp, istd = x.detach(), x.new_ones(1)
-        else:
-            m, s = space._ms(x)
-            xp, istd = (x.detach() * s + m), 1 / s
-        lo, hi = xp.amin().item(), xp.amax().item()
-        if lo < -1e-3 or hi > 1 + 1e-3:
-            raise ValueError(f"in pixel space the images span [{lo:.3g}, {hi:.3g}], outside [0,1]: pass the `space` "
-                             "they were normalized with (`space=learn.dls` or `InputSpace(mean, std)`), or rescale them to [0,1]")
-        xp = xp.clamp(0, 1)
-        with preserve_state(net), torch.enable_grad():
-            set_bn_eval(net, self.bn_eval)
-            for p in net.parameters(): p.requires_grad_(False)   # input gradients only: no weight-gradient work
-            x = x.detach()
-            if self.fold_bn: net = fold_bn(net, x)   # eval-mode BatchNorm folded into its conv: cheaper passes, same function
-            best, best_l, todo = torch.zeros_like(xp), None, None
-            for r in range(self.restarts):
-                xs, ys, ps = (x, y, xp) if todo is None else (x[todo], y[todo], xp[todo])
-                delta, fooled = self._run(net, xs, ys, ps, istd)
-                if self.restarts > 1:
-                    # keep, per sample, the restart with the highest loss; with early stop a success outranks any loss
-                    with torch.no_grad():
-                        logits = net(xs + delta * istd)
-                        l = self.objective(logits, ys).float()
-                        if self.early_stop: fooled |= self.success(logits, ys); l = l + fooled * 1e30
-                    rows = torch.arange(len(x), device=x.device) if todo is None else todo
-                    if best_l is None: best_l = torch.full((len(x),), -float('inf'), device=x.device)
-                    upd = l > best_l[rows]
-                    best[rows[upd]], best_l[rows[upd]] = delta[upd], l[upd]
-                else: best = delta
-                if self.early_stop:
-                    todo = (torch.arange(len(x), device=x.device) if todo is None else todo)[~fooled]
-                    if len(todo) == 0: break
-        return (x + best * istd).detach()
+# %% ../nbs/02_attacks.ipynb #b0d3bc44
+@patch
+def __call__(self:PGD,
+    model:nn.Module, # the classifier: model-space input -> logits
+    x:Tensor, # images [B,C,H,W] in model space
+    y:Tensor, # labels [B] or multi-hot [B,C]; target classes if `targeted`
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # normalization (None: identity)
+)->Tensor: # adversarial images [B,C,H,W] in model space
+    "Adversarial version of `x` (model space) against labels (or targets, if `targeted`) `y`"
+    x = check_images(x)
+    y = check_labels(y, x)
+    y, space, net = y.to(x.device), as_space(space), unwrap_model(model)
+    if space.is_identity: xp, istd = x.detach(), x.new_ones(1)
+    else:
+        m, s = space.stats(x)
+        xp, istd = (x.detach() * s + m), 1 / s
+    check_pixel_range(xp)
+    xp = xp.clamp(0, 1)
+    with frozen(net, self.bn_eval):
+        x = x.detach()
+        # eval-mode BatchNorm folded into its conv: cheaper passes, same function
+        if self.fold_bn: net = fold_bn(net, x)
+        best, best_l, todo = torch.zeros_like(xp), None, None
+        for r in range(self.restarts):
+            xs, ys, ps = (x, y, xp) if todo is None else (x[todo], y[todo], xp[todo])
+            delta, fooled = self._run(net, xs, ys, ps, istd)
+            if self.restarts > 1:
+                # keep, per sample, the restart with the highest loss;
+                # with early stop a success outranks any loss
+                with torch.no_grad():
+                    logits = net(xs + delta * istd)
+                    l = self.objective(logits, ys).float()
+                    if self.early_stop:
+                        fooled |= self.success(logits, ys)
+                        l = l + fooled * 1e30
+                rows = torch.arange(len(x), device=x.device) if todo is None else todo
+                if best_l is None:
+                    best_l = torch.full((len(x),), -float('inf'), device=x.device)
+                upd = l > best_l[rows]
+                best[rows[upd]], best_l[rows[upd]] = delta[upd], l[upd]
+            else: best = delta
+            if self.early_stop:
+                rows = torch.arange(len(x), device=x.device) if todo is None else todo
+                todo = rows[~fooled]
+                if len(todo) == 0: break
+    return (x + best * istd).detach()
 
 # %% ../nbs/02_attacks.ipynb #32ce6c25
 @delegates(but=['steps'])   # PGD's other options
 class FGSM(PGD):
-    "Fast gradient sign method; with `random_start=True` it is FGSM-RS (Wong et al. 2020, default step 1.25·eps)"
+    "Fast gradient sign method; with `random_start=True`, FGSM-RS (Wong et al. 2020, step 1.25·eps)"
     def __init__(self,
-                 eps:float, # radius of the ball in pixel units
-                 random_start:bool=False, # FGSM-RS: start from a uniform point in the ball
-                 step_size:Optional[float]=None, # None: `eps`, or 1.25·eps with `random_start`
-                 norm:Literal["linf", "l2"]='linf', # the ball: L∞ (signed step) or L2 (normalized-gradient step)
-                 **kwargs):
-        super().__init__(eps, steps=1, norm=norm, step_size=step_size, random_start=random_start, **kwargs)
+        eps:float, # radius of the ball in pixel units
+        random_start:bool=False, # FGSM-RS: start from a uniform point in the ball
+        step_size:Optional[float]=None, # None: `eps`, or 1.25·eps with `random_start`
+        norm:Literal["linf", "l2"]='linf', # the ball: L∞ (signed step) or L2 (normalized gradient)
+        **kwargs
+    ):
+        super().__init__(eps, steps=1, norm=norm, step_size=step_size,
+                         random_start=random_start, **kwargs)
 
     @property
     def alpha(self):
@@ -215,16 +239,25 @@ class FGSM(PGD):
         return 1.25 * self.eps if self.random_start else self.eps
 
 # %% ../nbs/02_attacks.ipynb #03f9d2b7
-def _acc(logits, y):
-    "Per-sample correctness (multi-hot: fraction of labels right at threshold 0.5)"
-    return ((logits > 0).to(y.dtype) == y).float().mean(1) if y.ndim == 2 else (logits.argmax(1) == y).float()
+def attacked_correctness(
+    model:nn.Module, # the classifier, in model space
+    x:Tensor, # images [B,C,H,W] in model space
+    y:Tensor, # labels [B] or multi-hot [B,C]
+    attack:Callable, # `attack(model, x, y, space)` -> adversarial `x`, e.g. `PGD(8/255)`
+    space:Optional[InputSpace]=None, # pixel <-> model conversion; None: identity
+)->Tensor: # float [B] in [0,1]: `correctness` on the attacked images
+    "Per-image correctness of `model` on `attack(model, x, y, space)`, the model's state preserved"
+    xa = attack(model, x, y, space)
+    net = unwrap_model(model)   # no gradient sync through a distributed wrapper
+    with preserve_state(net), torch.no_grad(): return correctness(net.eval()(xa).float(), y)
 
-def robust_accuracy(learn_or_model:Union[Learner, nn.Module], # a Learner (space from its `dls`) or a bare model
-                    dl:Iterable, # batches `(x, y)` in model space, e.g. `dls.valid`
-                    attack:Callable, # `attack(model, x, y, space)` -> adversarial `x`, e.g. `PGD(8/255)`
-                    n_batches:Optional[int]=None, # attack the first `n_batches` batches only; None: all
-                    space:Union[InputSpace, DataLoaders, Learner, None]=None, # None: the Learner's, else `dl`'s, else identity
-                   )->float: # accuracy on the adversarial images, in [0,1]
+def robust_accuracy(
+    learn_or_model:Union[Learner, nn.Module], # a Learner (space from its `dls`) or a bare model
+    dl:Iterable, # batches `(x, y)` in model space, e.g. `dls.valid`
+    attack:Callable, # `attack(model, x, y, space)` -> adversarial `x`, e.g. `PGD(8/255)`
+    n_batches:Optional[int]=None, # attack the first `n_batches` batches only; None: all
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # None: the Learner's, else `dl`'s, else identity
+)->float: # accuracy on the adversarial images, in [0,1]
     "Accuracy of the model on `attack(model, x, y)` over `dl` (first `n_batches` batches if given)"
     if n_batches is not None and (not isinstance(n_batches, int) or n_batches < 1):
         raise ValueError(f"`n_batches` must be None or an int >= 1, got {n_batches!r}")
@@ -232,34 +265,36 @@ def robust_accuracy(learn_or_model:Union[Learner, nn.Module], # a Learner (space
         model, space = learn_or_model.model, as_space(learn_or_model if space is None else space)
     elif isinstance(learn_or_model, nn.Module):
         model = learn_or_model
-        space = as_space(space) if space is not None else (InputSpace.from_dls(dl) if hasattr(dl, 'after_batch') else InputSpace())
-    else: raise TypeError(f"`learn_or_model` must be a fastai Learner or an nn.Module, got {type(learn_or_model).__name__}")
+        space = (as_space(space) if space is not None else
+                 InputSpace.from_dls(dl) if hasattr(dl, 'after_batch') else InputSpace())
+    else:
+        raise TypeError(f"`learn_or_model` must be a fastai Learner or an nn.Module, "
+                        f"got {type(learn_or_model).__name__}")
     dev, correct, n = model_device(model), 0., 0
     for i, b in enumerate(dl):
         if n_batches is not None and i >= n_batches: break
         x, y = plain(b[0]).to(dev), plain(b[1]).to(dev)
-        xa = attack(model, x, y, space)
-        with preserve_state(model), torch.no_grad(): c = _acc(model.eval()(xa).float(), y)
+        c = attacked_correctness(model, x, y, attack, space)
         correct, n = correct + c.sum(), n + len(c)
     if n == 0: raise ValueError("`dl` yielded no batches")
     return (correct / n).item()
 
 # %% ../nbs/02_attacks.ipynb #cda57bec
 def _clean_xb(learn):
-    "`learn.xb` as it was before `AdvTrainCallback` replaced it by adversarial examples (it keeps it in `learn.clean_xb`)"
+    "`learn.xb` before `AdvTrainCallback` put adversarial examples in it (kept in `learn.clean_xb`)"
     c = getattr(learn, 'clean_xb', None)
     if c is None: return learn.xb
-    # `_adv_xb` ties `clean_xb` to this batch (a Learner's `clean_xb` checks that itself): a fit interrupted by an exception
-    # (no after_fit) can leave an old one behind
+    # `_adv_xb` ties `clean_xb` to this batch (a Learner's `clean_xb` checks that itself):
+    # a fit interrupted by an exception (no after_fit) can leave an old one behind
     return c if getattr(learn, '_adv_xb', learn.xb) is learn.xb else learn.xb
 
 class RobustAccuracy(Metric):
-    "fastai metric: accuracy under `attack` on the validation set (first `n_batches` batches if given)"
+    "fastai metric: accuracy under `attack` on the validation set (first `n_batches` if given)"
     def __init__(self,
-                 attack:Callable, # `attack(model, x, y, space)`, e.g. `PGD(8/255, steps=10)`
-                 n_batches:Optional[int]=None, # validation batches attacked per epoch; None: all
-                 name:str='robust_acc', # the column's name in the fit table
-                ):
+        attack:Callable, # `attack(model, x, y, space)`, e.g. `PGD(8/255, steps=10)`
+        n_batches:Optional[int]=None, # validation batches attacked per epoch; None: all
+        name:str='robust_acc', # the column's name in the fit table
+    ):
         store_attr('attack,n_batches')
         self._name = name
         self.reset()
@@ -267,79 +302,94 @@ class RobustAccuracy(Metric):
     def name(self): return self._name
     def reset(self): self.correct, self.total, self.nb = 0., 0, 0
     def accumulate(self,
-                   learn:Learner, # the Learner, after a validation batch
-                  ):
+        learn:Learner, # the Learner, after a validation batch
+    ):
         "Attack the batch's clean images and count the correct predictions on them"
         if self.n_batches is not None and self.nb >= self.n_batches: return
         self.nb += 1
         x, y = plain(_clean_xb(learn)[0]), plain(learn.yb[0])
-        model = learn.model
-        xa = self.attack(model, x, y, as_space(learn.dls))
-        with preserve_state(model), torch.no_grad(): c = _acc(model.eval()(xa).float(), y)
+        c = attacked_correctness(learn.model, x, y, self.attack, as_space(learn.dls))
         self.correct, self.total = self.correct + c.sum().item(), self.total + len(c)
     @property
     def value(self): return self.correct / self.total if self.total else None
 
 # %% ../nbs/02_attacks.ipynb #0dbdc486
-def tv_penalty(d:Tensor, # perturbations [B,C,H,W]
-              )->Tensor: # [B]
+def tv_penalty(
+    d:Tensor, # perturbations [B,C,H,W]
+)->Tensor: # [B]
     "Anisotropic total variation of `d` `[B,C,H,W]` summed per sample (all channels) -> `[B]`"
     return ((d[..., 1:, :] - d[..., :-1, :]).abs().flatten(1).sum(1) +
             (d[..., :, 1:] - d[..., :, :-1]).abs().flatten(1).sum(1))
 
+# %% ../nbs/02_attacks.ipynb #5592b40e
 @delegates(but=['early_stop'])   # PGD's other options
 class RegularizedPGD(PGD):
-    "PGD ascending `loss - l1·‖δ‖₁ - tv·TV(δ)` by proximal steps, so the perturbation is sparse and smooth (Shoshan & Ratner 2018)"
+    "Proximal PGD on `loss - l1·‖δ‖₁ - tv·TV(δ)`: a sparse, smooth δ (Shoshan & Ratner 2018)"
     def __init__(self,
-                 eps:float, # radius of the ball in pixel units
-                 steps:int=20, # proximal gradient steps
-                 norm:Literal["linf", "l2"]='l2', # the ball, and how each step's gradient is normalized
-                 l1:float=0., # weight of ‖δ‖₁ (sparsity)
-                 tv:float=0., # weight of TV(δ) (smoothness)
-                 kappa:Optional[float]=None, # ascend the Carlini–Wagner margin clipped at `kappa`; None: the loss
-                 step_size:Optional[float]=None, # step length in pixel units; None: 2.5·eps/steps
-                 random_start:bool=False, # start from a uniform point in the ball
-                 **kwargs):
-        if kwargs.get('early_stop'): raise ValueError("RegularizedPGD keeps refining the perturbation after the decision flips; `early_stop` is not supported")
-        super().__init__(eps, steps=steps, norm=norm, step_size=step_size, random_start=random_start, **kwargs)
+        eps:float, # radius of the ball in pixel units
+        steps:int=20, # proximal gradient steps
+        norm:Literal["linf", "l2"]='l2', # the ball, and how each step's gradient is normalized
+        l1:float=0., # weight of ‖δ‖₁ (sparsity)
+        tv:float=0., # weight of TV(δ) (smoothness)
+        kappa:Optional[float]=None, # ascend the C&W margin, clipped at `kappa`; None: the loss
+        step_size:Optional[float]=None, # step length in pixel units; None: 2.5·eps/steps
+        random_start:bool=False, # start from a uniform point in the ball
+        **kwargs
+    ):
+        if kwargs.get('early_stop'):
+            raise ValueError("RegularizedPGD keeps refining the perturbation after the decision "
+                             "flips; `early_stop` is not supported")
+        super().__init__(eps, steps=steps, norm=norm, step_size=step_size,
+                         random_start=random_start, **kwargs)
         self.l1, self.tv = check_eps(l1, 'l1'), check_eps(tv, 'tv')
         self.kappa = None if kappa is None else check_eps(kappa, 'kappa')
 
-    def __repr__(self): return super().__repr__()[:-1] + f", l1={self.l1:.4g}, tv={self.tv:.4g}" + (f", kappa={self.kappa:.4g})" if self.kappa is not None else ")")
+    def __repr__(self):
+        kappa = f", kappa={self.kappa:.4g})" if self.kappa is not None else ")"
+        return super().__repr__()[:-1] + f", l1={self.l1:.4g}, tv={self.tv:.4g}" + kappa
 
     def objective(self,
-                  logits:Tensor, # model output [B,C]
-                  y:Tensor, # labels [B], or targets if `targeted`
-                 )->Tensor: # [B]
-        "The loss (or, with `kappa`, the margin `max_{j≠y} z_j − z_y` clipped at `kappa`) the attack ascends"
+        logits:Tensor, # model output [B,C]
+        y:Tensor, # labels [B], or targets if `targeted`
+    )->Tensor: # [B]
+        "The loss ascended; with `kappa`, the margin `max_{j≠y} z_j − z_y` clipped at `kappa`"
         if self.kappa is None or self.loss is not None: return super().objective(logits, y)
-        if y.ndim != 1: raise ValueError("`kappa` (margin loss) needs class-index labels `[B]`, not multi-hot targets")
+        if y.ndim != 1:
+            raise ValueError("`kappa` (margin loss) needs class-index labels `[B]`, "
+                             "not multi-hot targets")
         logits = logits.float()
         zy = logits.gather(1, y[:, None].long())[:, 0]
         other = logits.scatter(1, y[:, None].long(), -float('inf')).amax(1)
         return (zy - other if self.targeted else other - zy).clamp(max=self.kappa)
 
     def penalty(self,
-                d:Tensor, # perturbations [B,C,H,W] in pixel space
-               )->Tensor: # [B]
+        d:Tensor, # perturbations [B,C,H,W] in pixel space
+    )->Tensor: # [B]
         "The regulariser `l1·‖d‖₁ + tv·TV(d)` per sample (pixel space)"
         return self.l1 * d.abs().flatten(1).sum(1) + self.tv * tv_penalty(d)
 
-    def _run(self, net, x, y, xp, istd):
-        delta, scale = self._init(xp), _amp_scale(x)
-        for i in range(self.steps):
-            d = delta.detach().requires_grad_()
-            logits = net(x + d * istd)
-            if i == 0: self._check_labels(logits, y)
-            J = self.objective(logits, y)
-            if self.tv: J = J - self.tv * tv_penalty(d)
-            g, = torch.autograd.grad(J.sum() * scale, d)
-            g = g / scale   # unscaled (fp16 loss scaling): the step eta = step_size/‖g‖ and the L1 threshold eta·l1 use the true gradient
-            gn = g.flatten(1).abs().amax(1) if self.norm == 'linf' else g.flatten(1).norm(dim=1)
-            eta = (self.alpha / gn.clamp_min(1e-20)).view(-1, *[1] * (g.ndim - 1))
-            d = d.detach() + eta * g
-            if self.l1: d = d.sign() * (d.abs() - eta * self.l1).clamp_min(0)     # prox of eta·l1·‖d‖₁: exact zeros
-            if self.norm == 'linf': d = d.clamp(-self.eps, self.eps)
-            else: d = d * (self.eps / (d.flatten(1).norm(dim=1) + 1e-12)).clamp(max=1.).view(-1, *[1] * (d.ndim - 1))
-            delta = (xp + d).clamp(0, 1) - xp
-        return delta, torch.zeros(len(x), dtype=torch.bool, device=x.device)
+# %% ../nbs/02_attacks.ipynb #c7729ad9
+@patch
+def _run(self:RegularizedPGD, net, x, y, xp, istd):
+    delta, scale = self._init(xp), amp_scale(x)
+    for i in range(self.steps):
+        d = delta.detach().requires_grad_()
+        logits = net(x + d * istd)
+        if i == 0: self._check_labels(logits, y)
+        J = self.objective(logits, y)
+        if self.tv: J = J - self.tv * tv_penalty(d)
+        g, = torch.autograd.grad(J.sum() * scale, d)
+        # unscaled (fp16 loss scaling): the step eta = step_size/‖g‖ and the L1 threshold eta·l1
+        # use the true gradient
+        g = g / scale
+        gn = g.flatten(1).abs().amax(1) if self.norm == 'linf' else g.flatten(1).norm(dim=1)
+        eta = (self.alpha / gn.clamp_min(1e-20)).view(-1, *[1] * (g.ndim - 1))
+        d = d.detach() + eta * g
+        # prox of eta·l1·‖d‖₁: exact zeros
+        if self.l1: d = d.sign() * (d.abs() - eta * self.l1).clamp_min(0)
+        if self.norm == 'linf': d = d.clamp(-self.eps, self.eps)
+        else:
+            shrink = (self.eps / (d.flatten(1).norm(dim=1) + 1e-12)).clamp(max=1.)
+            d = d * shrink.view(-1, *[1] * (d.ndim - 1))
+        delta = (xp + d).clamp(0, 1) - xp
+    return delta, torch.zeros(len(x), dtype=torch.bool, device=x.device)

@@ -10,103 +10,138 @@ __all__ = ['ATTACKS', 'NORMS', 'IG_BASELINES', 'BUILTIN', 'EVAL_ATTACKS', 'REPOR
            'SavedModel', 'load_model', 'main']
 
 # %% ../nbs/09_cli.ipynb #6da582c0
-import argparse, builtins, contextlib, errno, hashlib, json, math, os, random, re, shutil, signal, sys, tempfile, time, warnings
+import argparse, builtins, contextlib, errno, hashlib, json, math, os, random, re
+import shutil, signal, sys, tempfile, time, warnings
 from pathlib import Path
 from typing import Literal, NamedTuple, Optional, Union
+from fastcore.basics import patch
 
 # %% ../nbs/09_cli.ipynb #ba2bf8c6
-ATTACKS, NORMS, IG_BASELINES, BUILTIN = ('pgd', 'fgsm'), ('l2', 'linf'), ('blur', 'mean', 'black'), ('lesions', 'chest')
+ATTACKS, NORMS, IG_BASELINES = ('pgd', 'fgsm'), ('l2', 'linf'), ('blur', 'mean', 'black')
+BUILTIN = ('lesions', 'chest')
 EVAL_ATTACKS = ('autoattack', 'autoattack-fast', 'pgd')
-REPORT_METRICS = ('gini', 'entropy', 'total_variation', 'pointing_game', 'mask_auc', 'deletion_auc', 'insertion_auc',
-                  'road_morf', 'road_lerf')
-# the names of `saliency.method_names()`, so that --methods is checked before torch is imported (a test keeps them equal)
-_METHOD_NAMES = ('ablationcam', 'adversarial', 'cam', 'eigencam', 'gradcam', 'gradcampp', 'gradient', 'hirescam', 'ig',
-                 'inputxgradient', 'layercam', 'regpgd', 'scorecam', 'smoothgrad', 'vargrad', 'xgradcam')
+REPORT_METRICS = ('gini', 'entropy', 'total_variation', 'pointing_game', 'mask_auc', 'deletion_auc',
+                  'insertion_auc', 'road_morf', 'road_lerf')
+# the names of `saliency.method_names()`, so that --methods is checked before torch is imported
+# (a test keeps them equal)
+_METHOD_NAMES = ('ablationcam', 'adversarial', 'cam', 'eigencam', 'gradcam', 'gradcampp',
+                 'gradient', 'hirescam', 'ig', 'inputxgradient', 'layercam', 'regpgd', 'scorecam',
+                 'smoothgrad', 'vargrad', 'xgradcam')
 # the names of `metrics.METRICS`, for the same reason (a test keeps them equal)
-_METRIC_NAMES = ('gini', 'entropy', 'hoyer', 'total_variation', 'topk_mass', 'pointing_game', 'energy_pointing_game',
-                 'relevance_rank', 'mask_auc', 'localisation_iou', 'localisation_iobb', 'deletion_auc', 'insertion_auc',
-                 'average_drop', 'increase_in_confidence', 'randomisation_spearman', 'max_sensitivity', 'avg_sensitivity',
-                 'local_lipschitz', 'relative_input_stability', 'road_morf', 'road_lerf', 'ape')
-_REGION_METRICS = ('pointing_game', 'energy_pointing_game', 'relevance_rank', 'mask_auc', 'localisation_iou', 'localisation_iobb')
-_ALIASES = dict(integratedgradients='ig', gradcamplusplus='gradcampp', inputgradient='inputxgradient')
+_METRIC_NAMES = ('gini', 'entropy', 'hoyer', 'total_variation', 'topk_mass', 'pointing_game',
+                 'energy_pointing_game', 'relevance_rank', 'mask_auc', 'localisation_iou',
+                 'localisation_iobb', 'deletion_auc', 'insertion_auc', 'average_drop',
+                 'increase_in_confidence', 'randomisation_spearman', 'max_sensitivity',
+                 'avg_sensitivity', 'local_lipschitz', 'relative_input_stability', 'road_morf',
+                 'road_lerf', 'ape')
+_REGION_METRICS = ('pointing_game', 'energy_pointing_game', 'relevance_rank', 'mask_auc',
+                   'localisation_iou', 'localisation_iobb')
+_ALIASES = dict(integratedgradients='ig', gradcamplusplus='gradcampp',
+                inputgradient='inputxgradient')
 
-def parse_methods(methods:Union[str, list]='gradient,smoothgrad,ig,gradcam', # comma-separated names; `ig(mean)` picks IG's baseline
-                  ig_baseline:str='blur', # IG's baseline where `methods` names none: 'blur', 'mean' or 'black'
-                 )->dict: # report column -> (registered method name, constructor keyword arguments)
+def parse_methods(
+    methods:Union[str, list]='gradient,smoothgrad,ig,gradcam', # comma-separated; `ig(mean)` picks IG's baseline
+    ig_baseline:str='blur', # IG's baseline where `methods` names none: 'blur', 'mean' or 'black'
+)->dict: # report column -> (registered method name, constructor keyword arguments)
     "The report's saliency columns for `--methods`; IG's column names its baseline, e.g. `ig(blur)`"
-    specs = [m.strip() for m in methods.split(',')] if isinstance(methods, str) else [str(m).strip() for m in methods]
-    if not specs or not all(specs): raise ValueError(f"--methods {methods!r}: give comma-separated names from {list(_METHOD_NAMES)}")
-    if ig_baseline not in IG_BASELINES: raise ValueError(f"--ig-baseline {ig_baseline!r}: choose one of {IG_BASELINES}")
+    if isinstance(methods, str): specs = [m.strip() for m in methods.split(',')]
+    else: specs = [str(m).strip() for m in methods]
+    if not specs or not all(specs):
+        raise ValueError(f"--methods {methods!r}: give comma-separated names from "
+                         f"{list(_METHOD_NAMES)}")
+    if ig_baseline not in IG_BASELINES:
+        raise ValueError(f"--ig-baseline {ig_baseline!r}: choose one of {IG_BASELINES}")
     cols = {}
     for s in specs:
         m = re.fullmatch(r'([\w-]+)(?:\((\w+)\))?', s)
-        key = m and _ALIASES.get(m[1].lower().replace('-', '').replace('_', ''), m[1].lower().replace('-', '').replace('_', ''))
+        flat = m and m[1].lower().replace('-', '').replace('_', '')
+        key = m and _ALIASES.get(flat, flat)
         if key not in _METHOD_NAMES:
-            raise ValueError(f"--methods: unknown saliency method {s!r}; choose from {list(_METHOD_NAMES)} "
+            raise ValueError(f"--methods: unknown saliency method {s!r}; "
+                             f"choose from {list(_METHOD_NAMES)} "
                              "(IG with a baseline: ig(blur), ig(mean), ig(black))")
         if key == 'ig':
             b = m[2] or ig_baseline
-            if b not in IG_BASELINES: raise ValueError(f"--methods {s!r}: IG's baseline must be one of {IG_BASELINES}")
+            if b not in IG_BASELINES:
+                raise ValueError(f"--methods {s!r}: IG's baseline must be one of {IG_BASELINES}")
             name, kw = f'ig({b})', dict(baseline=b)
-        elif m[2]: raise ValueError(f"--methods {s!r}: only ig takes a baseline in brackets, e.g. ig(mean)")
+        elif m[2]:
+            raise ValueError(f"--methods {s!r}: only ig takes a baseline in brackets, "
+                             "e.g. ig(mean)")
         else: name, kw = key, {}
         if name in cols: raise ValueError(f"--methods names {name} twice")
         cols[name] = (key, kw)
     return cols
 
-def parse_metrics(metrics:Union[str, list, None]=None, # comma-separated names from `metrics.METRICS`; None: `REPORT_METRICS`
-                 )->list: # the metric names, in the report's column order
+# %% ../nbs/09_cli.ipynb #761c2ae8
+def parse_metrics(
+    metrics:Union[str, list, None]=None, # comma-separated, from `metrics.METRICS`; None: `REPORT_METRICS`
+)->list: # the metric names, in the report's column order
     "The report's metric columns for `--metrics`, checked against `metrics.METRICS` without importing it"
     if metrics is None: return list(REPORT_METRICS)
-    names = [m.strip().lower() for m in metrics.split(',')] if isinstance(metrics, str) else [str(m).strip().lower() for m in metrics]
-    if not names or not all(names): raise ValueError(f"--metrics {metrics!r}: give comma-separated names from {list(_METRIC_NAMES)}")
+    if isinstance(metrics, str): names = [m.strip().lower() for m in metrics.split(',')]
+    else: names = [str(m).strip().lower() for m in metrics]
+    if not names or not all(names):
+        raise ValueError(f"--metrics {metrics!r}: give comma-separated names from "
+                         f"{list(_METRIC_NAMES)}")
     bad = [m for m in names if m not in _METRIC_NAMES]
-    if bad: raise ValueError(f"--metrics: unknown metric {bad[0]!r}; choose from {list(_METRIC_NAMES)}")
+    if bad:
+        raise ValueError(f"--metrics: unknown metric {bad[0]!r}; choose from {list(_METRIC_NAMES)}")
     dup = sorted({m for m in names if names.count(m) > 1})
     if dup: raise ValueError(f"--metrics names {dup[0]} twice")
     return names
 
 # %% ../nbs/09_cli.ipynb #54b7dfa9
-_KINDS = dict(lesions='built-in lesions', chest='built-in chest radiographs', npz='MedMNIST-style .npz',
-              ham10000='HAM10000 / ISIC folder', chestxray14='ChestX-ray14 folder')
+_KINDS = dict(lesions='built-in lesions', chest='built-in chest radiographs',
+              npz='MedMNIST-style .npz', ham10000='HAM10000 / ISIC folder',
+              chestxray14='ChestX-ray14 folder')
 
-def data_kind(data:Union[str, Path]='lesions', # 'lesions', 'chest', or the path of a .npz file or a data folder
-             )->str: # 'lesions', 'chest', 'npz', 'ham10000' or 'chestxray14'
+def data_kind(
+    data:Union[str, Path]='lesions', # 'lesions', 'chest', or the path of a .npz file or a data folder
+)->str: # 'lesions', 'chest', 'npz', 'ham10000' or 'chestxray14'
     "Which loader `--data` names, told from the name or the file names at the path (no file is read)"
     if str(data) in BUILTIN: return str(data)
     p = Path(data)
-    if not p.exists(): raise ValueError(f"--data {str(data)!r}: neither 'lesions', 'chest' nor an existing file or folder")
+    if not p.exists():
+        raise ValueError(f"--data {str(data)!r}: neither 'lesions', 'chest' "
+                         "nor an existing file or folder")
     if p.is_file():
         if p.suffix == '.npz': return 'npz'
         raise ValueError(f"--data {str(data)!r}: a file must be a MedMNIST-style .npz")
     if (p/'Data_Entry_2017.csv').is_file(): return 'chestxray14'
     if (p/'HAM10000_metadata.csv').is_file() or list(p.glob('*GroundTruth*.csv')): return 'ham10000'
-    raise ValueError(f"--data {str(data)!r}: found no HAM10000_metadata.csv, ISIC *GroundTruth*.csv or Data_Entry_2017.csv in the folder")
+    raise ValueError(f"--data {str(data)!r}: found no HAM10000_metadata.csv, "
+                     "ISIC *GroundTruth*.csv or Data_Entry_2017.csv in the folder")
 
+# %% ../nbs/09_cli.ipynb #74039c6f
 def _supported(f, **kw):
     "The options in `kw` that loader `f` takes; one it lacks may only be left unset"
     import inspect
     ps = inspect.signature(f).parameters
     bad = [k for k, v in kw.items() if v is not None and k not in ps]
-    if bad: raise ValueError(f"{f.__name__} has no option {bad[0]!r}; leave --{bad[0]} out for this data")
+    if bad:
+        raise ValueError(f"{f.__name__} has no option {bad[0]!r}; "
+                         f"leave --{bad[0]} out for this data")
     return {k: v for k, v in kw.items() if v is not None}          # unset: the loader's own default
 
-def load_data(data:Union[str, Path]='lesions', # a name or path as `data_kind` takes it
-              size:int=32, # image side in pixels
-              n:Optional[int]=None, # built-in: images to generate (None: 2000); real data: a seeded, stratified subsample (None: all)
-              bs:int=64, # batch size
-              seed:int=0, # seeds generation, split and subsample
-              device:Optional[str]=None, # where batches go; None: fastai's default
-              check:Optional[Literal["full", "header"]]=None, # image-file check of data folders; None: the loader's default
-              classes:Optional[Union[list, str]]=None, # classes to keep (HAM10000/ISIC diagnoses, ChestX-ray14 findings), 'all'; None: the loader's default
-              balance:bool=True, # HAM10000/ISIC: subsample every class to the smallest one
-             ): # fastai `DataLoaders`
+def load_data(
+    data:Union[str, Path]='lesions', # a name or path as `data_kind` takes it
+    size:int=32, # image side in pixels
+    n:Optional[int]=None, # built-in: images to make (None: 2000); real data: stratified subsample (None: all)
+    bs:int=64, # batch size
+    seed:int=0, # seeds generation, split and subsample
+    device:Optional[str]=None, # where batches go; None: fastai's default
+    check:Optional[Literal["full", "header"]]=None, # image-file check of data folders; None: the loader's default
+    classes:Optional[Union[list, str]]=None, # diagnoses or findings to keep, or 'all'; None: the loader's default
+    balance:bool=True, # HAM10000/ISIC: subsample every class to the smallest one
+): # fastai `DataLoaders`
     "`DataLoaders` for a built-in set name or a real-format path (format told by `data_kind`)"
     from robust_saliency.data import lesion_dls, chest_dls, ham10000_dls, npz_dls, chestxray14_dls
     kind = data_kind(data)
     if kind == 'lesions': return lesion_dls(n=n or 2000, size=size, bs=bs, seed=seed, device=device)
     if kind == 'chest': return chest_dls(n=n or 2000, size=size, bs=bs, seed=seed, device=device)
-    if kind == 'npz': return npz_dls(data, size=size, bs=bs, device=device, seed=seed, **_supported(npz_dls, n=n))
+    if kind == 'npz':
+        return npz_dls(data, size=size, bs=bs, device=device, seed=seed, **_supported(npz_dls, n=n))
     if classes == 'all': classes = () if kind == 'ham10000' else None
     if kind == 'chestxray14':
         return chestxray14_dls(data, size=size, bs=bs, seed=seed, device=device,
@@ -116,16 +151,17 @@ def load_data(data:Union[str, Path]='lesions', # a name or path as `data_kind` t
 
 # %% ../nbs/09_cli.ipynb #f174f650
 def _grey3():
-    "A module repeating a 1-channel input to 3 channels (for torchvision/timm architectures on grey images)"
+    "A module repeating a 1-channel input to 3 channels (torchvision/timm architectures on grey images)"
     from torch import nn
     class Grey3(nn.Module):
         def forward(self, x): return x.expand(-1, 3, -1, -1)
     return Grey3()
 
-def make_model(arch:str='small_cnn', # 'small_cnn', a torchvision architecture name or (with timm installed) a timm one
-               n_in:int=3, # input channels
-               n_out:int=2, # outputs (classes)
-              ): # an `nn.Module`, randomly initialised (nothing is downloaded)
+def make_model(
+    arch:str='small_cnn', # 'small_cnn', a torchvision architecture or (with timm installed) a timm one
+    n_in:int=3, # input channels
+    n_out:int=2, # outputs (classes)
+): # an `nn.Module`, randomly initialised (nothing is downloaded)
     "`small_cnn`, a torchvision architecture by name, or a timm one if timm is installed; random init"
     from robust_saliency.core import small_cnn
     if arch == 'small_cnn': return small_cnn(n_in=n_in, n_out=n_out)
@@ -137,45 +173,53 @@ def make_model(arch:str='small_cnn', # 'small_cnn', a torchvision architecture n
     try: import timm
     except ImportError: timm = None
     if timm is None or arch not in timm.list_models():
-        raise ValueError(f"--arch {arch!r}: not 'small_cnn' nor a torchvision{'/timm' if timm else ''} architecture (e.g. resnet18)"
+        raise ValueError(f"--arch {arch!r}: not 'small_cnn' nor a "
+                         f"torchvision{'/timm' if timm else ''} architecture (e.g. resnet18)"
                          + ('' if timm else "; for timm's architectures: pip install timm"))
     return timm.create_model(arch, pretrained=False, num_classes=n_out, in_chans=n_in)
 
+# %% ../nbs/09_cli.ipynb #76ee6909
 def _tv_archs() -> set:
-    "torchvision's classification architectures, read from its source files (importing torchvision takes seconds)"
+    "torchvision's classification architectures, read from its source files (its import takes seconds)"
     import importlib.util
     spec = importlib.util.find_spec('torchvision')
     if spec is None or not spec.submodule_search_locations: return set()
     found = set()
+    pat = r'@register_model\([^)]*\)(?:(?!\ndef ).)*?\ndef (\w+)\('
     for f in (Path(next(iter(spec.submodule_search_locations)))/'models').glob('*.py'):
-        found |= set(re.findall(r'@register_model\([^)]*\)(?:(?!\ndef ).)*?\ndef (\w+)\(', f.read_text(), re.S))
+        found |= set(re.findall(pat, f.read_text(), re.S))
     return found
 
 def _check_arch_name(arch):
-    "Refuse an architecture name that is neither small_cnn nor torchvision's, unless timm (which may know it) is installed"
+    "Refuse an architecture neither small_cnn nor torchvision's, unless timm (which may know it) is installed"
     import importlib.util
-    if not isinstance(arch, str) or not arch: raise ValueError(f"--arch {arch!r}: give an architecture name, e.g. small_cnn or resnet18")
-    if arch == 'small_cnn' or arch in _tv_archs() or importlib.util.find_spec('timm') is not None: return
-    raise ValueError(f"--arch {arch!r}: not 'small_cnn' nor a torchvision architecture (e.g. resnet18); "
-                     "for timm's architectures: pip install timm")
+    if not isinstance(arch, str) or not arch:
+        raise ValueError(f"--arch {arch!r}: give an architecture name, e.g. small_cnn or resnet18")
+    known = arch == 'small_cnn' or arch in _tv_archs()
+    if known or importlib.util.find_spec('timm') is not None: return
+    raise ValueError(f"--arch {arch!r}: not 'small_cnn' nor a torchvision architecture "
+                     "(e.g. resnet18); for timm's architectures: pip install timm")
 
+# %% ../nbs/09_cli.ipynb #2f379b2d
 def _one_line(e) -> str:
-    "An exception's message on one line (a DataLoader worker's error: the original message, not the worker's traceback)"
+    "An exception's message on one line (a DataLoader worker's error: its original message, not the traceback)"
     s = str(e).strip()
-    if 'Original Traceback' in s: s = re.sub(r'^\w+(Error|Exception): ', '', s.splitlines()[-1].strip())
+    if 'Original Traceback' in s:
+        s = re.sub(r'^\w+(Error|Exception): ', '', s.splitlines()[-1].strip())
     return ' '.join(l.strip() for l in s.splitlines() if l.strip()) or type(e).__name__
 
 def _check_arch(arch, size) -> int:
-    "Build `arch` on the meta device (no memory, no weights) and run a `size`-px batch through it; its parameters' bytes"
+    "Run a `size`-px batch through `arch` built on the meta device (no memory, no weights); its parameters' bytes"
     if arch == 'small_cnn': return 0
     import torch
     try:
         with torch.device('meta'): m = make_model(arch, 3, 2)
     except ValueError: raise
-    except Exception as e: raise ValueError(f"--arch {arch}: cannot be built ({_one_line(e)})") from None
+    except Exception as e:
+        raise ValueError(f"--arch {arch}: cannot be built ({_one_line(e)})") from None
     try:
         with torch.no_grad(): m.eval()(torch.zeros(2, 3, size, size, device='meta'))
-    except NotImplementedError: pass          # an operation without a meta kernel: the size stays unchecked
+    except NotImplementedError: pass  # an operation without a meta kernel: the size stays unchecked
     except Exception as e:
         raise ValueError(f"--arch {arch} does not run on --size {size} images ({_one_line(e)}); "
                          "choose a --size it accepts, e.g. 224") from None
@@ -187,13 +231,16 @@ _DEVICE = re.compile(r'auto|cpu|mps|cuda(:\d+)?')
 def _check_device_name(device):
     "Refuse a device string torch does not know, or a GPU kind this machine cannot have, without importing torch"
     if not isinstance(device, str) or not _DEVICE.fullmatch(device):
-        hint = " (PyTorch calls NVIDIA GPUs 'cuda')" if str(device).lower() in ('gpu', 'nvidia') else ''
+        says_gpu = str(device).lower() in ('gpu', 'nvidia')
+        hint = " (PyTorch calls NVIDIA GPUs 'cuda')" if says_gpu else ''
         raise ValueError(f"--device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'{hint}")
-    if (device.startswith('cuda') and sys.platform.startswith('linux') and not any(Path('/dev').glob('nvidia*'))
-        and not Path('/dev/dxg').exists()):
-        raise ValueError(f"--device {device}: this machine has no CUDA device (no /dev/nvidia*); use --device cpu or auto")
+    if (device.startswith('cuda') and sys.platform.startswith('linux')
+        and not any(Path('/dev').glob('nvidia*')) and not Path('/dev/dxg').exists()):
+        raise ValueError(f"--device {device}: this machine has no CUDA device (no /dev/nvidia*); "
+                         "use --device cpu or auto")
     if device == 'mps' and sys.platform != 'darwin':
-        raise ValueError("--device mps: Apple-silicon GPUs exist only on macOS; use --device cpu or auto")
+        raise ValueError("--device mps: Apple-silicon GPUs exist only on macOS; "
+                         "use --device cpu or auto")
 
 def _resolve_device(device) -> str:
     "`device` checked against torch; 'auto' is CUDA when available, else the CPU"
@@ -201,10 +248,14 @@ def _resolve_device(device) -> str:
     if device == 'auto': return 'cuda' if torch.cuda.is_available() else 'cpu'
     if device.startswith('cuda'):
         if not torch.cuda.is_available():
-            why = 'this torch is a CPU-only build' if torch.version.cuda is None else 'torch sees no CUDA device'
-            raise ValueError(f"--device {device}: {why}; use --device cpu, or install a CUDA build of torch")
+            cpu_only = torch.version.cuda is None
+            why = 'this torch is a CPU-only build' if cpu_only else 'torch sees no CUDA device'
+            raise ValueError(f"--device {device}: {why}; use --device cpu, "
+                             "or install a CUDA build of torch")
         k, n = int(device.partition(':')[2] or 0), torch.cuda.device_count()
-        if k >= n: raise ValueError(f"--device {device}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
+        if k >= n:
+            raise ValueError(f"--device {device}: this machine has {n} CUDA device(s), "
+                             f"cuda:0 to cuda:{n - 1}")
     if device == 'mps' and not torch.backends.mps.is_available():
         raise ValueError("--device mps: torch reports MPS unavailable here; use --device cpu")
     return device
@@ -214,55 +265,75 @@ _OPT = dict(n_eval='--n-eval', n_acc='--n-acc', n_show='--n-show', ig_baseline='
 
 def _whole(c, k, lo):
     v = c[k]
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo: raise ValueError(f"{_OPT.get(k, '--' + k)} {v!r}: give a whole number >= {lo}")
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ValueError(f"{_OPT.get(k, '--' + k)} {v!r}: give a whole number >= {lo}")
 
 def _number(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-def _builtin_train(n): return n - max(1, int(round(n * 0.2)))     # the built-in loaders keep 20% for validation
+# the built-in loaders keep 20% for validation
+def _builtin_train(n): return n - max(1, int(round(n * 0.2)))
 
+# %% ../nbs/09_cli.ipynb #5aa79401
 def _check_settings(c:dict)->dict:
-    "`compare`'s arguments `c` checked and normalised without importing torch; a ValueError names the option and the fix"
+    "`compare`'s arguments checked and normalised without importing torch; a ValueError names the option and the fix"
     c = dict(c)
-    for k, lo in (('size', 8), ('epochs', 1), ('bs', 1), ('steps', 1), ('n_eval', 1), ('n_acc', 1), ('n_show', 1), ('seed', 0)):
-        _whole(c, k, lo)
+    lows = (('size', 8), ('epochs', 1), ('bs', 1), ('steps', 1), ('n_eval', 1), ('n_acc', 1),
+            ('n_show', 1), ('seed', 0))
+    for k, lo in lows: _whole(c, k, lo)
     if c['n'] is not None: _whole(c, 'n', 2)
     if not _number(c['lr']) or not 0 < c['lr'] <= 10:
         raise ValueError(f"--lr {c['lr']!r}: give a learning rate > 0 (and at most 10), e.g. 5e-3")
-    if c['attack'] not in ATTACKS: raise ValueError(f"--attack {c['attack']!r}: choose one of {ATTACKS}")
-    if c['eval_attack'] not in EVAL_ATTACKS: raise ValueError(f"--eval-attack {c['eval_attack']!r}: choose one of {EVAL_ATTACKS}")
+    if c['attack'] not in ATTACKS:
+        raise ValueError(f"--attack {c['attack']!r}: choose one of {ATTACKS}")
+    if c['eval_attack'] not in EVAL_ATTACKS:
+        raise ValueError(f"--eval-attack {c['eval_attack']!r}: choose one of {EVAL_ATTACKS}")
     if c['norm'] not in NORMS: raise ValueError(f"--norm {c['norm']!r}: choose 'l2' or 'linf'")
     eps = c['eps']
     if eps is not None:
         if not _number(eps) or eps <= 0:
-            raise ValueError(f"--eps {eps!r}: the robust model needs an attack budget > 0, in pixel units (images in [0,1]), "
+            raise ValueError(f"--eps {eps!r}: the robust model needs an attack budget > 0, "
+                             "in pixel units (images in [0,1]), "
                              "e.g. 0.0078 (2/255) for linf; leave --eps out for the default")
         top = 1. if c['norm'] == 'linf' else math.sqrt(3) * c['size']
-        if eps > top: raise ValueError(f"--eps {eps}: a {c['norm']} budget above {top:.4g} can turn any --size {c['size']} image "
-                                       "into any other; give a smaller one")
+        if eps > top:
+            raise ValueError(f"--eps {eps}: a {c['norm']} budget above {top:.4g} "
+                             f"can turn any --size {c['size']} image into any other; "
+                             "give a smaller one")
     c['methods'] = parse_methods(c['methods'], c['ig_baseline'])
     c['metrics'] = parse_metrics(c['metrics'])
     _check_device_name(c['device'])
-    if c['check'] not in (None, 'full', 'header'): raise ValueError(f"--check {c['check']!r}: choose 'full' or 'header'")
+    if c['check'] not in (None, 'full', 'header'):
+        raise ValueError(f"--check {c['check']!r}: choose 'full' or 'header'")
     if c['classes'] is not None:
-        cl = [s.strip() for s in c['classes'].split(',')] if isinstance(c['classes'], str) else [str(s) for s in c['classes']]
+        if isinstance(c['classes'], str): cl = [s.strip() for s in c['classes'].split(',')]
+        else: cl = [str(s) for s in c['classes']]
         if not cl or not all(cl) or len(set(cl)) < len(cl):
-            raise ValueError(f"--classes {c['classes']!r}: give distinct comma-separated class names, e.g. nv,mel,bkl (or all)")
+            raise ValueError(f"--classes {c['classes']!r}: "
+                             "give distinct comma-separated class names, e.g. nv,mel,bkl (or all)")
         c['classes'] = 'all' if cl == ['all'] else cl
     kind = c['data_kind'] = data_kind(c['data'])
-    given = [k for k, v, d in (('--check', c['check'], None), ('--classes', c['classes'], None), ('--no-balance', c['balance'], True))
-             if v != d]
+    folder_opts = (('--check', c['check'], None), ('--classes', c['classes'], None),
+                   ('--no-balance', c['balance'], True))
+    given = [k for k, v, d in folder_opts if v != d]
     if kind in BUILTIN:
-        if given: raise ValueError(f"{given[0]} applies to data folders; --data {c['data']} is built-in")
+        if given:
+            raise ValueError(f"{given[0]} applies to data folders; --data {c['data']} is built-in")
         nt = _builtin_train(c['n'] or 2000)
-        if nt < c['bs']: raise ValueError(f"the training split has {nt} images, fewer than one batch (--bs {c['bs']}); raise --n or lower --bs")
-    elif kind == 'npz' and given: raise ValueError(f"{given[0]} applies to HAM10000/ISIC and ChestX-ray14 folders, not to a .npz file")
+        if nt < c['bs']:
+            raise ValueError(f"the training split has {nt} images, "
+                             f"fewer than one batch (--bs {c['bs']}); raise --n or lower --bs")
+    elif kind == 'npz' and given:
+        raise ValueError(f"{given[0]} applies to HAM10000/ISIC and ChestX-ray14 folders, "
+                         "not to a .npz file")
     elif kind == 'chestxray14' and not c['balance']:
-        raise ValueError("--no-balance applies to HAM10000/ISIC folders; ChestX-ray14 (multi-label) is never balanced")
+        raise ValueError("--no-balance applies to HAM10000/ISIC folders; "
+                         "ChestX-ray14 (multi-label) is never balanced")
     _check_arch_name(c['arch'])
     return c
 
 # %% ../nbs/09_cli.ipynb #62f0fc59
-_OUR_FILES = {'report.json', 'report.md', 'saliency_grid.png', 'metrics.png', 'standard.pth', 'robust.pth', 'state.json'}
+_OUR_FILES = {'report.json', 'report.md', 'saliency_grid.png', 'metrics.png', 'standard.pth',
+              'robust.pth', 'state.json'}
 
 def _partial(out:Path)->Path: return out.parent/f'.{out.name}.partial'
 
@@ -280,40 +351,53 @@ def _ours(d):
     names = {q.name for q in d.iterdir()}
     return 'report.json' in names or names <= _OUR_FILES
 
+# %% ../nbs/09_cli.ipynb #285a7ffc
 def _probe(d, out):
     "Write, flush and remove a file in folder `d`: an --out that cannot be written is refused before any work"
     try:
         fd, p = tempfile.mkstemp(prefix='.robust-saliency-probe-', dir=d)
         try:
-            with os.fdopen(fd, 'wb') as f: f.write(b'\0' * 65536); f.flush(); os.fsync(f.fileno())
+            with os.fdopen(fd, 'wb') as f:
+                f.write(b'\0' * 65536)
+                f.flush()
+                os.fsync(f.fileno())
         finally: os.unlink(p)
     except OSError as e:
-        raise ValueError(f"--out {out}: cannot write in {d} ({e.strerror or e}); choose a writable --out") from None
+        raise ValueError(f"--out {out}: cannot write in {d} ({e.strerror or e}); "
+                         "choose a writable --out") from None
 
 def _check_space(out, need=0):
     "Refuse a disk without room for the models (`need` bytes for both) and the pictures"
     d = next(p for p in (out, *out.parents) if p.exists())
     free = shutil.disk_usage(d).free
     if free < need * 1.2 + 20e6:
-        raise ValueError(f"--out {out}: {free / 1e6:.0f} MB free on that disk, the run needs about {(need * 1.2 + 20e6) / 1e6:.0f} MB; "
+        raise ValueError(f"--out {out}: {free / 1e6:.0f} MB free on that disk, "
+                         f"the run needs about {(need * 1.2 + 20e6) / 1e6:.0f} MB; "
                          "free some space or choose another --out")
 
+# %% ../nbs/09_cli.ipynb #e8c24a79
 def _check_out(out:Path, overwrite=False, resume=False) -> str:
-    "How the run may use `out`: 'new', 'resume' (an interrupted run is beside it) or 'done' (`resume` of a finished run)"
+    "How the run may use `out`: 'new', 'resume' (the interrupted run beside it) or 'done' (already finished)"
     f = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
-    if f is not None: raise ValueError(f"--out {out}: {f} is a file, not a folder; choose another --out")
-    if resume and overwrite: raise ValueError("--resume continues a run and --overwrite starts it again: give only one of them")
+    if f is not None:
+        raise ValueError(f"--out {out}: {f} is a file, not a folder; choose another --out")
+    if resume and overwrite:
+        raise ValueError("--resume continues a run and --overwrite starts it again: "
+                         "give only one of them")
     part, busy = _partial(out), out.exists() and any(out.iterdir())
     if busy and not _ours(out):
-        raise ValueError(f"--out {out} holds files that are not a robust-saliency report; choose another --out "
-                         "(--overwrite replaces report folders only)")
+        raise ValueError(f"--out {out} holds files that are not a robust-saliency report; "
+                         "choose another --out (--overwrite replaces report folders only)")
     if busy and not (overwrite or resume):
-        raise ValueError(f"output folder {out} exists and is not empty; pass --overwrite to replace it, or choose another --out")
+        raise ValueError(f"output folder {out} exists and is not empty; "
+                         "pass --overwrite to replace it, or choose another --out")
     if part.exists() and _stale(part, out): shutil.rmtree(part)
     if part.exists() and not (resume or overwrite):
-        raise ValueError(f"--out {out}: an interrupted run left {part}; pass --resume to continue it, or --overwrite to start again")
+        raise ValueError(f"--out {out}: an interrupted run left {part}; "
+                         "pass --resume to continue it, or --overwrite to start again")
     if resume and not part.exists() and not _complete(out):
-        raise ValueError(f"--resume: there is no interrupted run of --out {out} (no {part.name} beside it); run without --resume")
+        raise ValueError(f"--resume: there is no interrupted run of --out {out} "
+                         f"(no {part.name} beside it); run without --resume")
     _probe(next(p for p in (out.parent, *out.parents) if p.exists()), out)
     for d in (out, part):
         if d.is_dir() and (overwrite or resume): _probe(d, out)
@@ -327,8 +411,9 @@ def _stale(part, out):
 
 # %% ../nbs/09_cli.ipynb #0b720191
 def _fault(point):
-    "Fault injection for the crash tests: with ROBUST_SALIENCY_FAULT=<point> the process kills itself there (SIGKILL)"
-    if os.environ.get('ROBUST_SALIENCY_FAULT') == point: os.kill(os.getpid(), getattr(signal, 'SIGKILL', signal.SIGTERM))
+    "Fault injection for the crash tests: with ROBUST_SALIENCY_FAULT=<point> the process kills itself there"
+    if os.environ.get('ROBUST_SALIENCY_FAULT') == point:
+        os.kill(os.getpid(), getattr(signal, 'SIGKILL', signal.SIGTERM))
 
 def _atomic(path, write):
     "Write `path` through a temporary file beside it, renamed into place: a reader never sees half a file"
@@ -340,6 +425,7 @@ def _atomic(path, write):
 
 def _write_json(path, obj): _atomic(path, lambda p: p.write_text(json.dumps(obj, indent=2)))
 
+# %% ../nbs/09_cli.ipynb #8e3179a1
 def _exchange(a, b) -> bool:
     "Swap paths `a` and `b` in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where the system cannot"
     if not sys.platform.startswith('linux'): return False
@@ -347,7 +433,8 @@ def _exchange(a, b) -> bool:
     try: f = ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError): return False
     f.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    if f(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0: return True       # AT_FDCWD, RENAME_EXCHANGE
+    # AT_FDCWD, RENAME_EXCHANGE
+    if f(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0: return True
     e = ctypes.get_errno()
     if e in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV): return False
     raise OSError(e, os.strerror(e), str(b))
@@ -358,22 +445,27 @@ def _publish(part, out):
     if out.exists() and not any(out.iterdir()): out.rmdir()
     if not out.exists(): os.rename(part, out)
     elif _exchange(part, out):                     # `part` now holds the previous run
-        _fault('swap'); shutil.rmtree(part)
+        _fault('swap')
+        shutil.rmtree(part)
     else:
         if old.exists(): shutil.rmtree(old)
-        os.rename(out, old); _fault('swap'); os.rename(part, out)
+        os.rename(out, old)
+        _fault('swap')
+        os.rename(part, out)
     if old.exists(): shutil.rmtree(old)
 
 # %% ../nbs/09_cli.ipynb #74efccec
-def auroc(scores, # scores `[N]` or `[N,K]`, higher meaning more likely positive
-          labels, # 0/1 labels of the same shape
-         ): # a tensor: the AUROC of each column `[K]` (a 0-d tensor for `[N]`); NaN where a column lacks positives or negatives
+def auroc(
+    scores, # scores `[N]` or `[N,K]`, higher meaning more likely positive
+    labels, # 0/1 labels of the same shape
+): # a tensor: the AUROC of each column `[K]` (0-d for `[N]`); NaN where a column lacks either label
     "Area under the ROC curve per column: the Mann-Whitney statistic, tied scores sharing their rank"
     import torch
     s, l = torch.as_tensor(scores).double().cpu(), torch.as_tensor(labels).bool().cpu()
     one = s.ndim == 1
     if one: s, l = s[:, None], l[:, None]
-    if s.shape != l.shape: raise ValueError(f"`scores` {tuple(s.shape)} and `labels` {tuple(l.shape)} differ in shape")
+    if s.shape != l.shape:
+        raise ValueError(f"`scores` {tuple(s.shape)} and `labels` {tuple(l.shape)} differ in shape")
     res = torch.full((s.shape[1],), float('nan'), dtype=torch.float64)
     for k in range(s.shape[1]):
         y = l[:, k]
@@ -388,9 +480,13 @@ def auroc(scores, # scores `[N]` or `[N,K]`, higher meaning more likely positive
 def _seed_all(seed, dls=None):
     "Seed Python, numpy, torch and (as the built-in loaders do) each loader's shuffling: every phase starts alike"
     import numpy as np, torch
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
-    for i, dl in enumerate(getattr(dls, 'loaders', [])): dl.rng = random.Random(int(seed) * 7919 + i)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    for i, dl in enumerate(getattr(dls, 'loaders', [])):
+        dl.rng = random.Random(int(seed) * 7919 + i)
 
+# %% ../nbs/09_cli.ipynb #0fe3f5c2
 def _ci(v, seed=0):
     from robust_saliency.metrics import bootstrap_ci
     m, lo, hi = bootstrap_ci(v, seed=seed)
@@ -401,10 +497,13 @@ def _auroc_ci(z, y, keep, n_boot=1000, seed=0):
     import torch
     z, y = z[:, keep], y[:, keep]
     g, N = torch.Generator().manual_seed(seed), len(z)
-    means = torch.stack([auroc(z[i], y[i]).nanmean() for i in torch.randint(N, (n_boot, N), generator=g)])
-    lo, hi = torch.quantile(means[~means.isnan()], torch.tensor([0.025, 0.975], dtype=means.dtype)).tolist()
+    idx = torch.randint(N, (n_boot, N), generator=g)
+    means = torch.stack([auroc(z[i], y[i]).nanmean() for i in idx])
+    q = torch.tensor([0.025, 0.975], dtype=means.dtype)
+    lo, hi = torch.quantile(means[~means.isnan()], q).tolist()
     return auroc(z, y).mean().item(), [lo, hi]
 
+# %% ../nbs/09_cli.ipynb #0e33b3c6
 def _eval_attack(kind, eps, norm, steps, seed, task, n_classes):
     "The attack of `--eval-attack` and the report's name for it (AutoAttack's names the attacks it runs on this task)"
     if kind == 'pgd':
@@ -412,10 +511,12 @@ def _eval_attack(kind, eps, norm, steps, seed, task, n_classes):
         k = max(10, 2 * steps)
         return PGD(eps, steps=k, norm=norm), _attack_name('pgd', eps, norm, k)
     from robust_saliency.robustness import AutoAttack
-    aa = AutoAttack(eps, norm, version='fast' if kind == 'autoattack-fast' else 'standard', seed=seed)
+    version = 'fast' if kind == 'autoattack-fast' else 'standard'
+    aa = AutoAttack(eps, norm, version=version, seed=seed)
     used = ', '.join(n for n, _ in aa.attacks_for(task, n_classes))
     return aa, f"AutoAttack, {aa.version} version ({used}; {norm}, eps {eps:.4g})"
 
+# %% ../nbs/09_cli.ipynb #aa2780ca
 def _scores(model, x, y, attack, space, bs, multi, classes, seed=0) -> dict:
     "Clean and attacked scores of `model` on the same images `x` (model space): each with its n and bootstrap interval"
     import torch
@@ -425,14 +526,17 @@ def _scores(model, x, y, attack, space, bs, multi, classes, seed=0) -> dict:
     _seed_all(seed)
     for i in range(0, len(x), bs):
         xb, yb = x[i:i + bs].to(dev), y[i:i + bs].to(dev)
-        if isinstance(attack, PixelAttack):      # AutoAttack: also how many images each of its attacks broke
+        if isinstance(attack, PixelAttack):    # AutoAttack: also how many images each attack broke
             res = attack.run(model, xb, yb.float() if multi else yb, space)
             for k, v in res.get('after', {}).items(): after[k] = after.get(k, 0.) + v.sum().item()
-            for j, k in enumerate(res.get('attacks', [])): broken[k] = broken.get(k, 0) + int((res['broken_by'] == j).sum())
+            for j, k in enumerate(res.get('attacks', [])):
+                broken[k] = broken.get(k, 0) + int((res['broken_by'] == j).sum())
             xa = res['x_adv']
         else: xa = attack(model, xb, yb, space)
         with preserve_state(model), torch.no_grad():
-            model.eval(); zc.append(model(xb).float().cpu()); za.append(model(xa).float().cpu())
+            model.eval()
+            zc.append(model(xb).float().cpu())
+            za.append(model(xa).float().cpu())
     r = dict(n=len(x))
     if after: r['after_attack'], r['broken_by'] = {k: v / len(x) for k, v in after.items()}, broken
     for k, z in (('clean', torch.cat(zc)), ('robust', torch.cat(za))):
@@ -442,15 +546,22 @@ def _scores(model, x, y, attack, space, bs, multi, classes, seed=0) -> dict:
             per = auroc(z, y)
             keep = (~per.isnan()).nonzero()[:, 0].tolist()
             r[f'{k}_auroc_per_finding'] = {classes[j]: per[j].item() for j in keep}
-            r[f'{k}_auroc'], r[f'{k}_auroc_ci95'] = _auroc_ci(z, y, keep, seed=seed) if keep else (float('nan'), [float('nan')] * 2)
+            if keep: mean_ci = _auroc_ci(z, y, keep, seed=seed)
+            else: mean_ci = (float('nan'), [float('nan')] * 2)
+            r[f'{k}_auroc'], r[f'{k}_auroc_ci95'] = mean_ci
     if multi:
         pos = y.bool().sum(0)
-        r['findings_left_out'] = [classes[j] for j in range(y.shape[1]) if int(pos[j]) in (0, len(y))]
+        r['findings_left_out'] = [classes[j] for j in range(y.shape[1])
+                                  if int(pos[j]) in (0, len(y))]
         r['chance'] = 0.5
-        r['all_negative_acc'] = 1 - y.float().mean().item()         # per-label accuracy of predicting no finding at all
-    else: r['chance'] = torch.bincount(y, minlength=len(classes)).max().item() / len(y)   # the most common class's share
+        # per-label accuracy of predicting no finding at all
+        r['all_negative_acc'] = 1 - y.float().mean().item()
+    else:
+        # the most common class's share
+        r['chance'] = torch.bincount(y, minlength=len(classes)).max().item() / len(y)
     return r
 
+# %% ../nbs/09_cli.ipynb #1fa44fe3
 def _warnings(scores, df, multi) -> list:
     "Warnings for a comparison that means nothing: a model at chance, or maps no more faithful than their reverse"
     w = []
@@ -458,86 +569,109 @@ def _warnings(scores, df, multi) -> list:
         key, what = ('clean_auroc', 'mean AUROC') if multi else ('clean_acc', 'clean accuracy')
         v, (lo, hi) = s[key], s[f'{key}_ci95']
         if not lo > s['chance']:
-            ref = 'chance (0.5)' if multi else f"{s['chance']:.3f}, the share of the most common class"
-            w.append(f"the {m} model is at chance level: its {what} {v:.3f} [{lo:.3f}, {hi:.3f}] on {s['n']} images is not above "
-                     f"{ref}; its saliency maps explain nothing worth comparing. Train longer (--epochs), on more data (--n) "
-                     "or with another --lr")
+            if multi: ref = 'chance (0.5)'
+            else: ref = f"{s['chance']:.3f}, the share of the most common class"
+            w.append(f"the {m} model is at chance level: "
+                     f"its {what} {v:.3f} [{lo:.3f}, {hi:.3f}] on {s['n']} images "
+                     f"is not above {ref}; its saliency maps explain nothing worth comparing. "
+                     "Train longer (--epochs), on more data (--n) or with another --lr")
         sq = s.get('broken_by', {}).get('square', 0)
         if sq > 0.005 * s['n']:
-            w.append(f"Square, a black-box attack, broke {sq} of the {m} model's {s['n']} images that the gradient attacks had left "
-                     "unbroken: its gradients may be masked, so a gradient attack alone would overstate its robustness")
+            w.append(f"Square, a black-box attack, broke {sq} of the {m} model's {s['n']} images "
+                     "that the gradient attacks had left unbroken: its gradients may be masked, "
+                     "so a gradient attack alone would overstate its robustness")
     if df is not None and len(df):
         for m in dict.fromkeys(df['model']):
-            t = df[df['model'] == m].pivot_table(index='method', columns='metric', values='mean', sort=False)
+            t = df[df['model'] == m].pivot_table(index='method', columns='metric', values='mean',
+                                                 sort=False)
             if {'deletion_auc', 'insertion_auc'} <= set(t.columns):
                 gap = (t['insertion_auc'] - t['deletion_auc'])
                 if (gap < 0.05).all():
-                    w.append(f"for the {m} model, deletion AUC ≈ insertion AUC for every method (largest gap {gap.max():.3f}): "
-                             "removing a map's most salient pixels first changes the prediction no more than adding them first, "
+                    w.append(f"for the {m} model, deletion AUC ≈ insertion AUC for every method "
+                             f"(largest gap {gap.max():.3f}): "
+                             "removing a map's most salient pixels first changes the prediction "
+                             "no more than adding them first, "
                              "so the faithfulness scores do not tell the methods apart")
     return w
 
 # %% ../nbs/09_cli.ipynb #2ae7044b
-def default_eps(norm:str, # 'linf' or 'l2'
-                size:int, # image side in pixels
-                channels:int=3, # image channels
-               )->float: # the budget in pixel units
+def default_eps(
+    norm:str, # 'linf' or 'l2'
+    size:int, # image side in pixels
+    channels:int=3, # image channels
+)->float: # the budget in pixel units
     "Pixel-unit budget: 2/255 for Linf; for L2, 1.5 at 224x224x3 scaled to the same per-pixel budget"
     return 2 / 255 if norm == 'linf' else 1.5 * math.sqrt(channels * size * size / (3 * 224 * 224))
 
-def make_attack(kind:str, # 'pgd' or 'fgsm'
-                eps:float, # budget in pixel units
-                norm:str, # 'linf' or 'l2'
-                steps:int, # PGD steps
-               ): # a `PGD` or `FGSM` attack
+def make_attack(
+    kind:str, # 'pgd' or 'fgsm'
+    eps:float, # budget in pixel units
+    norm:str, # 'linf' or 'l2'
+    steps:int, # PGD steps
+): # a `PGD` or `FGSM` attack
     "Training attack: PGD (random start, step eps/5 for L2 as in Margeloiu 2020) or FGSM with random start"
     from robust_saliency.attacks import PGD, FGSM
-    if kind == 'pgd': return PGD(eps, steps=steps, norm=norm, step_size=eps / 5 if norm == 'l2' else None)
+    if kind == 'pgd':
+        step_size = eps / 5 if norm == 'l2' else None
+        return PGD(eps, steps=steps, norm=norm, step_size=step_size)
     if kind == 'fgsm': return FGSM(eps, random_start=True, norm=norm)
     raise ValueError(f"--attack {kind!r}: choose one of {ATTACKS}")
 
 def _attack_name(kind, eps, norm, steps):
-    return f"PGD-{steps} ({norm}, eps {eps:.4g})" if kind == 'pgd' else f"FGSM with random start ({norm}, eps {eps:.4g})"
+    if kind == 'pgd': return f"PGD-{steps} ({norm}, eps {eps:.4g})"
+    return f"FGSM with random start ({norm}, eps {eps:.4g})"
 
-def _is_multi(dls): return dls.loss_func.__class__.__name__.startswith('BCE')
-
-def _digest(model) -> str:
-    "A short hash of the parameters (the same on every process of a distributed run)"
-    h = hashlib.sha256()
-    for k, p in model.named_parameters(): h.update(k.encode()); h.update(p.detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
-
+# %% ../nbs/09_cli.ipynb #2f091dca
 def _noop(*args, **kwargs): pass
 
 def _epoch_lines(name, epochs, log):
     "A fastai callback logging one line per finished epoch (where there are no progress bars)"
     from fastai.callback.core import Callback
     class EpochLines(Callback):
-        order = 60                                     # after the Recorder (50) holds the epoch's values
+        order = 60      # after the Recorder (50) holds the epoch's values
         def before_epoch(self): self.t = time.time()
         def after_epoch(self):
             r = self.learn.recorder
-            vals = [f'{k} {v:.4f}' for k, v in zip(r.metric_names[1:], r.values[-1]) if isinstance(v, (int, float))]
-            log.info(f"{name} epoch {self.epoch + 1}/{epochs}: {'  '.join(vals)}  ({time.time() - self.t:.1f} s)")
+            vals = [f'{k} {v:.4f}' for k, v in zip(r.metric_names[1:], r.values[-1])
+                    if isinstance(v, (int, float))]
+            log.info(f"{name} epoch {self.epoch + 1}/{epochs}: {'  '.join(vals)}  "
+                     f"({time.time() - self.t:.1f} s)")
     return EpochLines()
 
+# %% ../nbs/09_cli.ipynb #d329d09a
 @contextlib.contextmanager
 def _cpu_broadcast():
     "fastai's `DistributedDL` sends the shuffled indices through a CUDA tensor (for nccl); under gloo, a CPU one"
     import torch, torch.distributed as dist
     from fastai.distributed import DistributedDL
     def bcast(self, t, rank):
-        t = torch.tensor(t, dtype=torch.long); dist.broadcast(t, rank); return t.tolist()
+        t = torch.tensor(t, dtype=torch.long)
+        dist.broadcast(t, rank)
+        return t.tolist()
     old, DistributedDL._broadcast = DistributedDL._broadcast, bcast
     try: yield
     finally: DistributedDL._broadcast = old
 
-def _train(dls, arch, n_in, epochs, lr, seed, cbs=(), bars=False, log=None, name='model', distributed=False, cpu=True):
+# %% ../nbs/09_cli.ipynb #c6e99528
+def _is_multi(dls): return dls.loss_func.__class__.__name__.startswith('BCE')
+
+def _digest(model) -> str:
+    "A short hash of the parameters (the same on every process of a distributed run)"
+    h = hashlib.sha256()
+    for k, p in model.named_parameters():
+        h.update(k.encode())
+        h.update(p.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+def _train(dls, arch, n_in, epochs, lr, seed, cbs=(), bars=False, log=None, name='model',
+           distributed=False, cpu=True):
     "A fresh `arch` fitted one-cycle on `dls` (in fastai's `distrib_ctx` when `distributed`); ValueError if it diverged"
-    from fastai.vision.all import Learner, accuracy, accuracy_multi   # .all: registers fit_one_cycle and the progress bar
+    # .all: registers fit_one_cycle and the progress bar
+    from fastai.vision.all import Learner, accuracy, accuracy_multi
     from fastai.callback.tracker import TerminateOnNaNCallback
     _seed_all(seed, dls)
-    learn = Learner(dls, make_model(arch, n_in, len(dls.vocab)), metrics=accuracy_multi if _is_multi(dls) else accuracy,
+    learn = Learner(dls, make_model(arch, n_in, len(dls.vocab)),
+                    metrics=accuracy_multi if _is_multi(dls) else accuracy,
                     cbs=[*cbs, TerminateOnNaNCallback()])
     with contextlib.ExitStack() as st:
         if not bars:
@@ -549,15 +683,18 @@ def _train(dls, arch, n_in, epochs, lr, seed, cbs=(), bars=False, log=None, name
             st.enter_context(learn.distrib_ctx(sync_bn=False, cpu=cpu))
         learn.fit_one_cycle(epochs, lr)
     if len(learn.recorder.values) < epochs:           # TerminateOnNaNCallback stopped the fit
-        raise ValueError(f"the {name} model's training diverged (the loss became NaN or infinite in epoch "
+        raise ValueError(f"the {name} model's training diverged "
+                         "(the loss became NaN or infinite in epoch "
                          f"{len(learn.recorder.values) + 1}); lower --lr (now {lr:g})")
     for cb in cbs: learn.remove_cb(cb)
     return learn
 
 def _history(learn):
     r = learn.recorder
-    return [{k: v for k, v in zip(r.metric_names[1:], vals) if isinstance(v, (int, float))} for vals in r.values]
+    return [{k: v for k, v in zip(r.metric_names[1:], vals) if isinstance(v, (int, float))}
+            for vals in r.values]
 
+# %% ../nbs/09_cli.ipynb #a2814e20
 def _valid_rows(dls, idx, bs=64):
     "Validation images at positions `idx` (model space, CPU) and their labels, as `dls.valid` delivers them"
     import torch
@@ -577,27 +714,32 @@ def _eval_set(dls, n_eval, order, size, bs=64):
         idx = sorted(order[:n_eval])
         x, y = _valid_rows(dls, idx, bs)
         return x, y, None if ann.disc_mask is None else ann.disc_mask[idx], None, notes
-    # multi-label: one saliency row per (image, positive finding); images without a finding have nothing to explain
+    # multi-label: one saliency row per (image, positive finding);
+    # images without a finding have nothing to explain
     pos, rank = ann.labels.bool(), {i: k for k, i in enumerate(order)}
     idx, boxes = [i for i in order if pos[i].any()], None
     if ann.masks is None and ann.boxes is not None:
         ok = pos & ~ann.boxes.isnan().any(-1)
-        # a box must hold a pixel centre at this image size, else its localisation scores are undefined
+        # a box must hold a pixel centre at this size, else its localisation scores are undefined
         ok[ok.clone()] = boxes_to_masks(ann.boxes[ok], (size, size)).flatten(1).any(1)
-        # boxes are rare (about 1% of ChestX-ray14 images): search the whole validation split, not only n_eval images
+        # boxes are rare (about 1% of ChestX-ray14 images):
+        # search the whole validation split, not only n_eval images
         boxed = sorted(ok.any(1).nonzero()[:, 0].tolist(), key=rank.get)
         if boxed: idx, boxes = boxed, ann.boxes
-        else: notes.append("no validation image has a bounding box (covering a pixel at this --size) for a positive finding: "
-                           "the localisation metrics are left out and the saliency rows are "
-                           "images with a finding")
-    if not idx: raise ValueError("no validation image has a positive finding, so there is no saliency to evaluate; use more data")
+        else:
+            notes.append("no validation image has a bounding box (covering a pixel at this --size) "
+                         "for a positive finding: the localisation metrics are left out "
+                         "and the saliency rows are images with a finding")
+    if not idx:
+        raise ValueError("no validation image has a positive finding, "
+                         "so there is no saliency to evaluate; use more data")
     idx = sorted(idx[:n_eval])
     x, y = _valid_rows(dls, idx, bs)
     x, t, src = expand_multi(x, Target('multi', y))
     y, masks = t.value, None
     if ann.masks is not None: masks = ann.masks[idx][src, y]
     elif boxes is not None:
-        keep = ok[idx][src, y]                          # a boxed image may have other findings without a (usable) box
+        keep = ok[idx][src, y]   # a boxed image may have other findings without a (usable) box
         x, y, boxes = x[keep], y[keep], boxes[idx][src, y][keep]
     return x, y, masks, boxes, notes
 
@@ -607,9 +749,11 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, kept:str): # what was kept, where, and how to resume
         super().__init__(kept)
 
+# %% ../nbs/09_cli.ipynb #b8be98c3
 def _line(msg):
     "`msg` and its newline on stderr in one write: the lines of several processes never run together"
-    sys.stderr.write(msg + '\n'); sys.stderr.flush()
+    sys.stderr.write(msg + '\n')
+    sys.stderr.flush()
 
 class _Log:
     "Progress lines on stderr (rank 0 only; none when `quiet`); warnings always"
@@ -619,25 +763,31 @@ class _Log:
     def warn(self, msg):
         if self.rank == 0: _line(f"warning: {msg}")
 
-_PHASES = dict(standard='the standard model', robust='the robust model', accuracy='the accuracy scores',
-               saliency='the saliency scores')
+# %% ../nbs/09_cli.ipynb #8a030504
+_PHASES = dict(standard='the standard model', robust='the robust model',
+               accuracy='the accuracy scores', saliency='the saliency scores')
 # the settings a run's results depend on: --resume refuses to continue a run made with others
-_RESULT_KEYS = ('data', 'arch', 'size', 'n', 'epochs', 'bs', 'lr', 'attack', 'eps', 'norm', 'steps', 'methods', 'n_eval',
-                'n_acc', 'n_show', 'device', 'seed', 'check', 'classes', 'balance', 'world_size')
+_RESULT_KEYS = ('data', 'arch', 'size', 'n', 'epochs', 'bs', 'lr', 'attack', 'eps', 'norm', 'steps',
+                'methods', 'n_eval', 'n_acc', 'n_show', 'device', 'seed', 'check', 'classes',
+                'balance', 'world_size')
 
 def _epochs(n): return f"{n} epoch{'s' if n != 1 else ''}"
 
 def _versions():
     import platform, fastai, torch, torchvision, robust_saliency
-    return dict(robust_saliency=str(robust_saliency.__version__), torch=str(torch.__version__), torchvision=str(torchvision.__version__),
-                fastai=str(fastai.__version__), python=platform.python_version())
+    return dict(robust_saliency=str(robust_saliency.__version__), torch=str(torch.__version__),
+                torchvision=str(torchvision.__version__), fastai=str(fastai.__version__),
+                python=platform.python_version())
 
+# %% ../nbs/09_cli.ipynb #13adc74e
 class _Run:
     "One `compare` run and its phases, each saved in the partial folder beside `out` as it finishes"
     def __init__(self, c, out, mode, log, bars, rank, world, t0):
-        self.c, self.out, self.mode, self.log, self.bars, self.rank, self.world, self.t0 = c, out, mode, log, bars, rank, world, t0
+        self.c, self.out, self.mode, self.log = c, out, mode, log
+        self.bars, self.rank, self.world, self.t0 = bars, rank, world, t0
         self.part, self.state, self.models, self.own_pg = _partial(out), None, {}, False
-        self.created = self.resumed = False                 # whether this session made or took over the partial folder
+        # whether this session made or took over the partial folder
+        self.created = self.resumed = False
         self.opts = {k: (list(c[k]) if k == 'methods' else c[k]) for k in _RESULT_KEYS}
 
     # ---- bookkeeping
@@ -656,7 +806,8 @@ class _Run:
 
     def _diff(self, old):
         name = lambda k: 'processes' if k == 'world_size' else f"--{k.replace('_', '-')}"
-        return [f"{name(k)} {old.get(k)!r} (now {v!r})" for k, v in self.opts.items() if old.get(k) != v]
+        return [f"{name(k)} {old.get(k)!r} (now {v!r})"
+                for k, v in self.opts.items() if old.get(k) != v]
 
     # ---- phases
     def run(self):
@@ -664,11 +815,12 @@ class _Run:
             if self.world > 1: self._init_distributed()
             done = self.prepare()
             if done is not None: return done
-            if (self.state or {}).get('finished'): return self.write()     # killed after report.json: only the move was left
+            # killed after report.json: only the move was left
+            if (self.state or {}).get('finished'): return self.write()
             self.load()
             self.create()
             for name in ('standard', 'robust'): self.fit(name)
-            if self.rank: return None                       # rank 0 scores the models and writes the report
+            if self.rank: return None              # rank 0 scores the models and writes the report
             self.accuracy()
             self.saliency()
             return self.write()
@@ -677,425 +829,592 @@ class _Run:
                 import torch.distributed as dist
                 dist.destroy_process_group()
 
-    def _init_distributed(self):
-        import torch, torch.distributed as dist
-        if self.c['device'].startswith('cuda'):
-            self.c['device'] = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-            torch.cuda.set_device(self.c['device'])
-        if not dist.is_initialized():
-            dist.init_process_group('nccl' if self.c['device'].startswith('cuda') else 'gloo')
-            self.own_pg = True
-
-    def _bcast(self, obj):
-        if self.world == 1: return obj
-        import torch.distributed as dist
-        o = [obj]; dist.broadcast_object_list(o, src=0); return o[0]
-
-    def prepare(self):
-        "Rank 0: the settings of a run to resume are this run's (the phases it finished are sent to every rank)"
-        res = None
-        if self.rank == 0 and self.mode == 'done':
-            r = _complete(self.out) or _complete(self.part)
-            diff = self._diff(r.get('options', {}))
-            if diff: raise ValueError(f"--resume: {self.out} holds a finished run with other settings ({'; '.join(diff)}); "
-                                      "use --overwrite to replace it")
-            self.log.info(f"{self.out} already holds this finished run; nothing to resume")
-            res = r
-        if self.rank == 0 and self.mode == 'resume':
-            r = _complete(self.part)
-            st = dict(phases=dict.fromkeys(_PHASES, {}), options=r.get('options', {}), finished=True) if r else _read_json(self.part/'state.json')
-            if st is not None:
-                diff = self._diff(st.get('options', {}))
-                if diff: raise ValueError(f"--resume: the interrupted run in {self.part} used other settings ({'; '.join(diff)}); "
-                                          "rerun with its settings, or use --overwrite to start again")
-                self.state = st
-        done = self._bcast(None if res is None else 'done')
-        if done: return res
-        phases = self._bcast(list(((self.state or {}).get('phases') or {})))
-        if self.rank: self.state = dict(phases=dict.fromkeys(phases, {}))
-        return None
-
-    def load(self):
-        "The data, the evaluation images (before training: data with nothing to evaluate fail now) and the run's config"
-        import torch
-        from robust_saliency.core import InputSpace
-        c, log = self.c, self.log
-        log.info(f"loading --data {c['data']} ({_KINDS[c['data_kind']]})")
-        self.warnings = []
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter('always')
-            dls = load_data(c['data'], size=c['size'], n=c['n'], bs=c['bs'], seed=c['seed'], device=torch.device(c['device']),
-                            check=c['check'], classes=c['classes'], balance=c['balance'])
-        for w in caught:
-            if issubclass(w.category, UserWarning) and 'robust_saliency' in str(w.filename):
-                self.warnings.append(str(w.message)); log.warn(str(w.message))
-        n_tr, n_va = len(dls.train_ds), len(dls.valid_ds)
-        if n_tr < c['bs']:
-            raise ValueError(f"the training split has {n_tr} images, fewer than one batch (--bs {c['bs']}); raise --n or lower --bs")
-        self.dls, self.space, self.multi = dls, InputSpace.from_dls(dls), _is_multi(dls)
-        self.n_in = dls.valid.one_batch()[0].shape[1]
-        info = dict(getattr(dls, 'info', None) or {})
-        self.classes = [str(k) for k in dls.vocab]                  # in the order of the models' outputs
-        self.eps = default_eps(c['norm'], c['size'], self.n_in) if c['eps'] is None else c['eps']
-        self.data = dict(name=str(c['data']), kind=c['data_kind'], classes=self.classes, multi_label=self.multi,
-                         n_train=info.get('n_train', n_tr), n_valid=info.get('n_valid', n_va),
-                         n_total_found=info.get('n_total_found'), dropped_by_balance=info.get('dropped_by_balance'),
-                         split=info.get('split'), channels=int(self.n_in), size=c['size'],
-                         normalization=dict(mean=self.space.mean.flatten().tolist(), std=self.space.std.flatten().tolist(),
-                                            pixels='[0, 1]'))
-        self.data.update({k: v for k, v in info.items() if k not in self.data})   # dropped by the class filter, by --n
-        dropped = [f"{info[k]} {w}" for k, w in (('dropped_by_class', 'of other classes'), ('dropped_by_balance', 'to balance the '
-                   'classes'), ('dropped_by_n', 'by --n')) if info.get(k)]
-        log.info(f"{n_tr} training and {n_va} validation images" + (f" (left out: {', '.join(dropped)})" if dropped else ''))
-        order = torch.randperm(n_va, generator=torch.Generator().manual_seed(c['seed'])).tolist()
-        self.acc_idx = sorted(order[:c['n_acc']])
-        if self.rank == 0:
-            self.x, self.y, self.masks, self.boxes, self.notes = _eval_set(dls, c['n_eval'], order, c['size'], c['bs'])
-            for m in self.notes: log.info(f"note: {m}")
-        self.config = {**self.opts, 'eps': self.eps, 'eps_given': c['eps'], 'ig_baseline': c['ig_baseline']}
-        self.signature = dict(classes=self.classes, n_train=n_tr, n_valid=n_va, channels=int(self.n_in))
-
-    def create(self):
-        "Rank 0: a new partial folder, or the interrupted run's, checked against the data as loaded now"
-        if self.rank: return
-        if self.state is not None:
-            old = self.state.get('data_signature')
-            if old is not None and old != self.signature:
-                diff = [f"{k} {old.get(k)} (now {v})" for k, v in self.signature.items() if old.get(k) != v]
-                raise ValueError(f"--resume: the data changed since the interrupted run ({'; '.join(diff)}); "
-                                 "use --overwrite to start again")
-            self.state.setdefault('sessions', []).append(dict(started=time.time(), seconds=0))
-            self.resumed = True
-            self.save()
-            return
-        if self.part.exists(): shutil.rmtree(self.part)     # --overwrite: an interrupted run is discarded too
-        self.part.mkdir(parents=True)
-        self.created = True
-        self.state = dict(format='robust_saliency.run/1', options=self.opts, config=self.config,
-                          data_signature=self.signature, phases={}, sessions=[dict(started=time.time(), seconds=0)])
-        self.save()
-
-    def _meta(self, name):
-        import torch
-        import robust_saliency
-        c = self.c
-        return dict(format='robust_saliency.model/1', arch=c['arch'], n_in=int(self.n_in), classes=self.classes,
-                    multi_label=self.multi, size=c['size'], mean=self.space.mean.flatten().tolist(),
-                    std=self.space.std.flatten().tolist(), robust=name == 'robust',
-                    attack=_attack_name(c['attack'], self.eps, c['norm'], c['steps']) if name == 'robust' else None,
-                    robust_saliency=str(robust_saliency.__version__), torch=str(torch.__version__))
-
-    def fit(self, name):
-        c, f = self.c, self.part/f'{name}.pth'
-        if name in self.state['phases']:
-            if self.rank == 0: self.models[name] = load_model(f, c['device']).model
-            self.log.info(f"{name} model: kept from the interrupted run ({f.name})")
-            return
-        from robust_saliency.callback.adversarial import AdvTrainCallback
-        cbs = [] if name == 'standard' else [AdvTrainCallback(make_attack(c['attack'], self.eps, c['norm'], c['steps']))]
-        how = '' if name == 'standard' else f" on {_attack_name(c['attack'], self.eps, c['norm'], c['steps'])} adversarial examples"
-        self.log.info(f"training the {name} model: {c['arch']}, {_epochs(c['epochs'])}{how}")
-        t = time.time()
-        learn = _train(self.dls, c['arch'], self.n_in, c['epochs'], c['lr'], c['seed'], cbs, self.bars, self.log, name,
-                       distributed=self.world > 1, cpu=not c['device'].startswith('cuda'))
-        model, dig = learn.model.eval(), _digest(learn.model)
-        if self.rank:
-            if not self.log.quiet: _line(f"rank {self.rank} of {self.world}: {name} model trained, parameters {dig}")
-            return
-        _save_model(f, model, self._meta(name))
-        hist = _history(learn)
-        self.state['phases'][name] = dict(seconds=round(time.time() - t, 1), params_digest=dig, history=hist)
-        self.save()
-        self.models[name] = model
-        last = ', '.join(f'{k} {v:.3f}' for k, v in hist[-1].items() if k not in ('train_loss', 'valid_loss'))
-        self.log.info(f"{name} model trained in {time.time() - t:.1f} s ({last}); saved {f.name}")
-        _fault(name)
-
     def _eval_attack(self):
-        task = 'multilabel' if self.multi else 'binary' if len(self.classes) == 2 else 'multiclass'
-        return _eval_attack(self.c['eval_attack'], self.eps, self.c['norm'], self.c['steps'], self.c['seed'], task, len(self.classes))
+        c, n_classes = self.c, len(self.classes)
+        task = 'multilabel' if self.multi else 'binary' if n_classes == 2 else 'multiclass'
+        return _eval_attack(c['eval_attack'], self.eps, c['norm'], c['steps'], c['seed'], task,
+                            n_classes)
 
-    def accuracy(self):
-        ph = self.state['phases']
-        if 'accuracy' in ph: return
-        c = self.c
-        att, name = self._eval_attack()
-        self.log.info(f"clean and robust scores on {len(self.acc_idx)} validation images ({name})")
-        t = time.time()
-        x, y = _valid_rows(self.dls, self.acc_idx, c['bs'])
-        ph['accuracy'] = {m: _scores(model, x, y, att, self.space, c['bs'], self.multi, self.classes, c['seed'])
-                          for m, model in self.models.items()}
+# %% ../nbs/09_cli.ipynb #6c0aa086
+@patch
+def _init_distributed(self:_Run):
+    import torch, torch.distributed as dist
+    if self.c['device'].startswith('cuda'):
+        self.c['device'] = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(self.c['device'])
+    if not dist.is_initialized():
+        dist.init_process_group('nccl' if self.c['device'].startswith('cuda') else 'gloo')
+        self.own_pg = True
+
+@patch
+def _bcast(self:_Run, obj):
+    if self.world == 1: return obj
+    import torch.distributed as dist
+    o = [obj]
+    dist.broadcast_object_list(o, src=0)
+    return o[0]
+
+# %% ../nbs/09_cli.ipynb #c40bd326
+@patch
+def prepare(self:_Run):
+    "Rank 0: the settings of a run to resume are this run's (its finished phases are sent to every rank)"
+    res = None
+    if self.rank == 0 and self.mode == 'done':
+        r = _complete(self.out) or _complete(self.part)
+        diff = self._diff(r.get('options', {}))
+        if diff:
+            raise ValueError(f"--resume: {self.out} holds a finished run with other settings "
+                             f"({'; '.join(diff)}); use --overwrite to replace it")
+        self.log.info(f"{self.out} already holds this finished run; nothing to resume")
+        res = r
+    if self.rank == 0 and self.mode == 'resume':
+        r = _complete(self.part)
+        if r:
+            st = dict(phases=dict.fromkeys(_PHASES, {}), options=r.get('options', {}),
+                      finished=True)
+        else: st = _read_json(self.part/'state.json')
+        if st is not None:
+            diff = self._diff(st.get('options', {}))
+            if diff:
+                raise ValueError(f"--resume: the interrupted run in {self.part} "
+                                 f"used other settings ({'; '.join(diff)}); "
+                                 "rerun with its settings, or use --overwrite to start again")
+            self.state = st
+    done = self._bcast(None if res is None else 'done')
+    if done: return res
+    phases = self._bcast(list(((self.state or {}).get('phases') or {})))
+    if self.rank: self.state = dict(phases=dict.fromkeys(phases, {}))
+    return None
+
+# %% ../nbs/09_cli.ipynb #80bee364
+@patch
+def load(self:_Run):
+    "The data, the evaluation images (data with nothing to evaluate fail now) and the run's config"
+    import torch
+    from robust_saliency.core import InputSpace
+    c, log = self.c, self.log
+    log.info(f"loading --data {c['data']} ({_KINDS[c['data_kind']]})")
+    self.warnings = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        dls = load_data(c['data'], size=c['size'], n=c['n'], bs=c['bs'], seed=c['seed'],
+                        device=torch.device(c['device']), check=c['check'],
+                        classes=c['classes'], balance=c['balance'])
+    for w in caught:
+        if issubclass(w.category, UserWarning) and 'robust_saliency' in str(w.filename):
+            self.warnings.append(str(w.message))
+            log.warn(str(w.message))
+    n_tr, n_va = len(dls.train_ds), len(dls.valid_ds)
+    if n_tr < c['bs']:
+        raise ValueError(f"the training split has {n_tr} images, "
+                         f"fewer than one batch (--bs {c['bs']}); raise --n or lower --bs")
+    self.dls, self.space, self.multi = dls, InputSpace.from_dls(dls), _is_multi(dls)
+    self.n_in = dls.valid.one_batch()[0].shape[1]
+    info = dict(getattr(dls, 'info', None) or {})
+    self.classes = [str(k) for k in dls.vocab]       # in the order of the models' outputs
+    self.eps = default_eps(c['norm'], c['size'], self.n_in) if c['eps'] is None else c['eps']
+    normalization = dict(mean=self.space.mean.flatten().tolist(),
+                         std=self.space.std.flatten().tolist(), pixels='[0, 1]')
+    self.data = dict(name=str(c['data']), kind=c['data_kind'], classes=self.classes,
+                     multi_label=self.multi, n_train=info.get('n_train', n_tr),
+                     n_valid=info.get('n_valid', n_va), n_total_found=info.get('n_total_found'),
+                     dropped_by_balance=info.get('dropped_by_balance'), split=info.get('split'),
+                     channels=int(self.n_in), size=c['size'], normalization=normalization)
+    # dropped by the class filter, by --n
+    self.data.update({k: v for k, v in info.items() if k not in self.data})
+    why = (('dropped_by_class', 'of other classes'),
+           ('dropped_by_balance', 'to balance the classes'), ('dropped_by_n', 'by --n'))
+    dropped = [f"{info[k]} {w}" for k, w in why if info.get(k)]
+    left_out = f" (left out: {', '.join(dropped)})" if dropped else ''
+    log.info(f"{n_tr} training and {n_va} validation images" + left_out)
+    order = torch.randperm(n_va, generator=torch.Generator().manual_seed(c['seed'])).tolist()
+    self.acc_idx = sorted(order[:c['n_acc']])
+    if self.rank == 0:
+        ev = _eval_set(dls, c['n_eval'], order, c['size'], c['bs'])
+        self.x, self.y, self.masks, self.boxes, self.notes = ev
+        for m in self.notes: log.info(f"note: {m}")
+    self.config = {**self.opts, 'eps': self.eps, 'eps_given': c['eps'],
+                   'ig_baseline': c['ig_baseline']}
+    self.signature = dict(classes=self.classes, n_train=n_tr, n_valid=n_va,
+                          channels=int(self.n_in))
+
+# %% ../nbs/09_cli.ipynb #a0835fdc
+@patch
+def create(self:_Run):
+    "Rank 0: a new partial folder, or the interrupted run's, checked against the data as loaded now"
+    if self.rank: return
+    if self.state is not None:
+        old = self.state.get('data_signature')
+        if old is not None and old != self.signature:
+            diff = [f"{k} {old.get(k)} (now {v})"
+                    for k, v in self.signature.items() if old.get(k) != v]
+            raise ValueError("--resume: the data changed since the interrupted run "
+                             f"({'; '.join(diff)}); use --overwrite to start again")
+        self.state.setdefault('sessions', []).append(dict(started=time.time(), seconds=0))
+        self.resumed = True
         self.save()
-        self.log.info(f"scored in {time.time() - t:.1f} s")
-        _fault('accuracy')
+        return
+    # --overwrite: an interrupted run is discarded too
+    if self.part.exists(): shutil.rmtree(self.part)
+    self.part.mkdir(parents=True)
+    self.created = True
+    self.state = dict(format='robust_saliency.run/1', options=self.opts, config=self.config,
+                      data_signature=self.signature, phases={},
+                      sessions=[dict(started=time.time(), seconds=0)])
+    self.save()
 
-    def _methods(self):
-        from robust_saliency.saliency import get_method
-        return {col: get_method(key, **kw) for col, (key, kw) in self.c['methods'].items()}
+# %% ../nbs/09_cli.ipynb #9d3f2a0d
+@patch
+def _meta(self:_Run, name):
+    import torch
+    import robust_saliency
+    c = self.c
+    robust = name == 'robust'
+    attack = _attack_name(c['attack'], self.eps, c['norm'], c['steps']) if robust else None
+    return dict(format='robust_saliency.model/1', arch=c['arch'], n_in=int(self.n_in),
+                classes=self.classes, multi_label=self.multi, size=c['size'],
+                mean=self.space.mean.flatten().tolist(), std=self.space.std.flatten().tolist(),
+                robust=robust, attack=attack,
+                robust_saliency=str(robust_saliency.__version__), torch=str(torch.__version__))
 
-    def saliency(self):
-        import pandas as pd
-        ph = self.state['phases']
-        rows = self.state.setdefault('saliency_rows', {})
-        pairs = [(mn, hn) for mn in ('standard', 'robust') for hn in self.c['methods']]
-        if 'saliency' not in ph:
-            from robust_saliency.metrics import evaluate
-            from fastprogress.fastprogress import progress_bar
-            c, meths = self.c, self._methods()
-            metrics = [m for m in c['metrics'] if self.masks is not None or self.boxes is not None or m not in _REGION_METRICS]
-            self.log.info(f"saliency maps and their metrics on {len(self.x)} rows, {len(pairs)} model x method pairs")
-            for i, (mn, hn) in enumerate(progress_bar(pairs) if self.bars else pairs):
-                if f'{mn}/{hn}' in rows: continue
-                t, model = time.time(), self.models[mn]
-                dev = next(model.parameters()).device
-                _seed_all(c['seed'])
-                df = evaluate({mn: model}, {hn: meths[hn]}, self.x.to(dev), self.y.to(dev), masks=self.masks, boxes=self.boxes,
-                              space=self.space, metrics=metrics, bs=c['bs'], baseline='blur')
-                rows[f'{mn}/{hn}'] = [{k: (v.item() if hasattr(v, 'item') else v) for k, v in r.items()} for r in df.to_dict('records')]
-                self.save()
-                if not self.bars: self.log.info(f"saliency {i + 1}/{len(pairs)}: {mn} model, {hn} ({time.time() - t:.1f} s)")
-            ph['saliency'] = dict(rows=len(self.x))
-            if self.bars: self.log.info("saliency maps scored")
+@patch
+def fit(self:_Run, name):
+    c, f = self.c, self.part/f'{name}.pth'
+    if name in self.state['phases']:
+        if self.rank == 0: self.models[name] = load_model(f, c['device']).model
+        self.log.info(f"{name} model: kept from the interrupted run ({f.name})")
+        return
+    from robust_saliency.callback.adversarial import AdvTrainCallback
+    att = (c['attack'], self.eps, c['norm'], c['steps'])
+    cbs, how = [], ''
+    if name != 'standard':
+        cbs = [AdvTrainCallback(make_attack(*att))]
+        how = f" on {_attack_name(*att)} adversarial examples"
+    self.log.info(f"training the {name} model: {c['arch']}, {_epochs(c['epochs'])}{how}")
+    t = time.time()
+    learn = _train(self.dls, c['arch'], self.n_in, c['epochs'], c['lr'], c['seed'], cbs,
+                   self.bars, self.log, name, distributed=self.world > 1,
+                   cpu=not c['device'].startswith('cuda'))
+    model, dig = learn.model.eval(), _digest(learn.model)
+    if self.rank:
+        if not self.log.quiet:
+            _line(f"rank {self.rank} of {self.world}: {name} model trained, parameters {dig}")
+        return
+    _save_model(f, model, self._meta(name))
+    hist = _history(learn)
+    self.state['phases'][name] = dict(seconds=round(time.time() - t, 1), params_digest=dig,
+                                      history=hist)
+    self.save()
+    self.models[name] = model
+    last = ', '.join(f'{k} {v:.3f}' for k, v in hist[-1].items()
+                     if k not in ('train_loss', 'valid_loss'))
+    self.log.info(f"{name} model trained in {time.time() - t:.1f} s ({last}); saved {f.name}")
+    _fault(name)
+
+# %% ../nbs/09_cli.ipynb #83321517
+@patch
+def accuracy(self:_Run):
+    ph = self.state['phases']
+    if 'accuracy' in ph: return
+    c = self.c
+    att, name = self._eval_attack()
+    self.log.info(f"clean and robust scores on {len(self.acc_idx)} validation images ({name})")
+    t = time.time()
+    x, y = _valid_rows(self.dls, self.acc_idx, c['bs'])
+    ph['accuracy'] = {m: _scores(model, x, y, att, self.space, c['bs'], self.multi,
+                                 self.classes, c['seed'])
+                      for m, model in self.models.items()}
+    self.save()
+    self.log.info(f"scored in {time.time() - t:.1f} s")
+    _fault('accuracy')
+
+# %% ../nbs/09_cli.ipynb #2fd462a2
+@patch
+def _methods(self:_Run):
+    from robust_saliency.saliency import get_method
+    return {col: get_method(key, **kw) for col, (key, kw) in self.c['methods'].items()}
+
+@patch
+def saliency(self:_Run):
+    import pandas as pd
+    ph = self.state['phases']
+    rows = self.state.setdefault('saliency_rows', {})
+    pairs = [(mn, hn) for mn in ('standard', 'robust') for hn in self.c['methods']]
+    if 'saliency' not in ph:
+        from robust_saliency.metrics import evaluate
+        from fastprogress.fastprogress import progress_bar
+        c, meths = self.c, self._methods()
+        regions = self.masks is not None or self.boxes is not None
+        metrics = [m for m in c['metrics'] if regions or m not in _REGION_METRICS]
+        self.log.info(f"saliency maps and their metrics on {len(self.x)} rows, "
+                      f"{len(pairs)} model x method pairs")
+        for i, (mn, hn) in enumerate(progress_bar(pairs) if self.bars else pairs):
+            if f'{mn}/{hn}' in rows: continue
+            t, model = time.time(), self.models[mn]
+            dev = next(model.parameters()).device
+            _seed_all(c['seed'])
+            df = evaluate({mn: model}, {hn: meths[hn]}, self.x.to(dev), self.y.to(dev),
+                          masks=self.masks, boxes=self.boxes, space=self.space, metrics=metrics,
+                          bs=c['bs'], baseline='blur')
+            rows[f'{mn}/{hn}'] = [{k: (v.item() if hasattr(v, 'item') else v)
+                                   for k, v in r.items()}
+                                  for r in df.to_dict('records')]
             self.save()
-            _fault('saliency')
-        self.df = pd.DataFrame([r for mn, hn in pairs for r in rows[f'{mn}/{hn}']])
+            if not self.bars:
+                self.log.info(f"saliency {i + 1}/{len(pairs)}: {mn} model, {hn} "
+                              f"({time.time() - t:.1f} s)")
+        ph['saliency'] = dict(rows=len(self.x))
+        if self.bars: self.log.info("saliency maps scored")
+        self.save()
+        _fault('saliency')
+    self.df = pd.DataFrame([r for mn, hn in pairs for r in rows[f'{mn}/{hn}']])
 
-    def report(self) -> dict:
-        import datetime
-        s, c = self.state, self.c
-        wall = sum(x['seconds'] for x in s['sessions'][:-1]) + (time.time() - self.t0)
-        models = {}
-        for m in ('standard', 'robust'):
-            fit = s['phases'][m]
-            models[m] = dict(file=f'{m}.pth', **s['phases']['accuracy'][m], fit_seconds=fit['seconds'],
-                             params_digest=fit['params_digest'], history=fit['history'], methods={})
-        for r in self.df.itertuples():
-            d = models[r.model]['methods'].setdefault(r.method, {})
-            d[r.metric], d[f'{r.metric}_ci95'] = float(r.mean), [float(r.lo), float(r.hi)]
-        region = ('the discriminative-region masks' if self.masks is not None and self.data['kind'] == 'lesions' else
-                  "the findings' masks" if self.masks is not None else "the findings' bounding boxes" if self.boxes is not None else None)
-        ev = dict(accuracy_images=len(self.acc_idx), saliency_rows=len(self.x), localisation=region,
-                  train_attack=_attack_name(c['attack'], self.eps, c['norm'], c['steps']),
-                  eval_attack=self._eval_attack()[1], deletion_fill='blurred copy')
-        now = time.time()
-        return dict(complete=True, format='robust_saliency.report/2', options=self.opts, config=self.config, data=self.data,
-                    evaluation=ev, models=models, warnings=self.warnings + _warnings(s['phases']['accuracy'], self.df, self.multi),
-                    notes=self.notes, versions=_versions(), seconds=round(wall, 1),
-                    sessions=[x['seconds'] for x in s['sessions'][:-1]] + [round(now - self.t0, 1)],
-                    finished_at=now, finished=datetime.datetime.fromtimestamp(now).astimezone().isoformat(timespec='seconds'),
-                    files=['report.json', 'report.md', 'saliency_grid.png', 'metrics.png', 'standard.pth', 'robust.pth'])
+# %% ../nbs/09_cli.ipynb #c4c7e8d4
+@patch
+def report(self:_Run) -> dict:
+    import datetime
+    s, c = self.state, self.c
+    wall = sum(x['seconds'] for x in s['sessions'][:-1]) + (time.time() - self.t0)
+    models = {}
+    for m in ('standard', 'robust'):
+        fit = s['phases'][m]
+        models[m] = dict(file=f'{m}.pth', **s['phases']['accuracy'][m],
+                         fit_seconds=fit['seconds'], params_digest=fit['params_digest'],
+                         history=fit['history'], methods={})
+    for r in self.df.itertuples():
+        d = models[r.model]['methods'].setdefault(r.method, {})
+        d[r.metric], d[f'{r.metric}_ci95'] = float(r.mean), [float(r.lo), float(r.hi)]
+    region = None
+    if self.masks is not None:
+        lesions = self.data['kind'] == 'lesions'
+        region = 'the discriminative-region masks' if lesions else "the findings' masks"
+    elif self.boxes is not None: region = "the findings' bounding boxes"
+    ev = dict(accuracy_images=len(self.acc_idx), saliency_rows=len(self.x), localisation=region,
+              train_attack=_attack_name(c['attack'], self.eps, c['norm'], c['steps']),
+              eval_attack=self._eval_attack()[1], deletion_fill='blurred copy')
+    now = time.time()
+    warns = self.warnings + _warnings(s['phases']['accuracy'], self.df, self.multi)
+    sessions = [x['seconds'] for x in s['sessions'][:-1]] + [round(now - self.t0, 1)]
+    finished = datetime.datetime.fromtimestamp(now).astimezone().isoformat(timespec='seconds')
+    files = ['report.json', 'report.md', 'saliency_grid.png', 'metrics.png', 'standard.pth',
+             'robust.pth']
+    return dict(complete=True, format='robust_saliency.report/2', options=self.opts,
+                config=self.config, data=self.data, evaluation=ev, models=models,
+                warnings=warns, notes=self.notes, versions=_versions(), seconds=round(wall, 1),
+                sessions=sessions, finished_at=now, finished=finished, files=files)
 
-    def write(self) -> dict:
-        "Pictures, report.md, then report.json (complete), then the folder moves into place"
-        part = self.part
-        if self.state.get('finished'): r = _complete(part)
-        else:
-            import matplotlib; matplotlib.use('Agg', force=False)
-            import matplotlib.pyplot as plt
-            from robust_saliency.viz import plot_grid
-            from robust_saliency.metrics import plot_evaluation
-            self.log.info("writing the report")
-            n = min(self.c['n_show'], len(self.x))
-            dev = next(self.models['standard'].parameters()).device
-            fig = plot_grid(self.models, self._methods(), self.x[:n].to(dev), target=self.y[:n].to(dev), space=self.space,
-                            masks=None if self.masks is None else self.masks[:n], titles=[self.classes[int(t)] for t in self.y[:n]])
-            _atomic(part/'saliency_grid.png', lambda p: fig.savefig(p, dpi=110, format='png')); plt.close('all')
-            plot_evaluation(self.df)
-            _atomic(part/'metrics.png', lambda p: plt.savefig(p, dpi=110, bbox_inches='tight', format='png')); plt.close('all')
-            r = self.report()
-            _atomic(part/'report.md', lambda p: p.write_text(_report_md(r, self.df)))
-            _write_json(part/'report.json', r)       # last: a folder with a complete report.json has everything
-            _fault('report.json')
-        (part/'state.json').unlink(missing_ok=True)
-        _publish(part, self.out)
-        return r
+# %% ../nbs/09_cli.ipynb #2cff3203
+@patch
+def write(self:_Run) -> dict:
+    "Pictures, report.md, then report.json (complete), then the folder moves into place"
+    part = self.part
+    if self.state.get('finished'): r = _complete(part)
+    else:
+        import matplotlib
+        matplotlib.use('Agg', force=False)
+        import matplotlib.pyplot as plt
+        from robust_saliency.viz import plot_grid
+        from robust_saliency.metrics import plot_evaluation
+        self.log.info("writing the report")
+        n = min(self.c['n_show'], len(self.x))
+        dev = next(self.models['standard'].parameters()).device
+        fig = plot_grid(self.models, self._methods(), self.x[:n].to(dev),
+                        target=self.y[:n].to(dev), space=self.space,
+                        masks=None if self.masks is None else self.masks[:n],
+                        titles=[self.classes[int(t)] for t in self.y[:n]])
+        _atomic(part/'saliency_grid.png', lambda p: fig.savefig(p, dpi=110, format='png'))
+        plt.close('all')
+        plot_evaluation(self.df)
+        _atomic(part/'metrics.png',
+                lambda p: plt.savefig(p, dpi=110, bbox_inches='tight', format='png'))
+        plt.close('all')
+        r = self.report()
+        _atomic(part/'report.md', lambda p: p.write_text(_report_md(r, self.df)))
+        # last: a folder with a complete report.json has everything
+        _write_json(part/'report.json', r)
+        _fault('report.json')
+    (part/'state.json').unlink(missing_ok=True)
+    _publish(part, self.out)
+    return r
 
+# %% ../nbs/09_cli.ipynb #94069111
 def _save_model(path, model, meta):
-    "The model's weights and what rebuilds it (`load_model`), all loadable with `torch.load(weights_only=True)`"
+    "The model's weights and what rebuilds it (`load_model`), loadable with `torch.load(weights_only=True)`"
     import torch
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _atomic(path, lambda p: torch.save(dict(meta, state_dict=sd), p))
 
 # %% ../nbs/09_cli.ipynb #b1f2227b
-def compare(data:Union[str, Path]='lesions', # 'lesions', 'chest', a DermaMNIST-style .npz, or a HAM10000/ISIC or ChestX-ray14 folder
-            arch:str='small_cnn', # 'small_cnn', a torchvision architecture or (with timm installed) a timm one; random init
-            size:int=32, # image side in pixels
-            n:Optional[int]=None, # built-in sets: images to generate (None: 2000); real data: a seeded, stratified subsample (None: all)
-            epochs:int=5, # epochs of each fit
-            bs:int=64, # batch size (per process when distributed)
-            lr:float=5e-3, # peak learning rate of the one-cycle schedule
-            attack:Literal["pgd", "fgsm"]='pgd', # the robust model's training attack
-            eps:Optional[float]=None, # budget in pixel units; None: Linf 2/255, L2 1.5 at 224x224x3 scaled to `size`
-            norm:Literal["l2", "linf"]='l2', # the attack's norm
-            steps:int=7, # PGD steps in training (and PGD evaluation's max(10, 2*steps))
-            eval_attack:Literal["autoattack", "autoattack-fast", "pgd"]='autoattack', # the attack robust accuracy is measured with
-            methods:Union[str, list]='gradient,smoothgrad,ig,gradcam', # saliency methods, comma-separated; `ig(mean)` names IG's baseline
-            ig_baseline:Literal["blur", "mean", "black"]='blur', # IG's baseline where `methods` names none
-            metrics:Union[str, list, None]=None, # report metrics, comma-separated names from `metrics.METRICS`; None: `REPORT_METRICS`
-            n_eval:int=128, # validation images for the saliency metrics
-            n_acc:int=512, # validation images for clean and robust accuracy (the same images for both)
-            n_show:int=4, # images in saliency_grid.png
-            device:str='auto', # 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N' or 'mps'
-            out:Union[str, Path]='robust_saliency_report', # output folder; it appears when the run is complete
-            seed:int=0, # seeds the data, initial weights, shuffling and attacks
-            overwrite:bool=False, # replace an existing report folder, as a whole
-            resume:bool=False, # continue the interrupted run of `out` from its last finished phase
-            check:Optional[Literal["full", "header"]]=None, # image check of data folders; None: the loader's default
-            classes:Optional[Union[str, list]]=None, # classes to keep (HAM10000/ISIC, ChestX-ray14) or 'all'; None: the loader's default
-            balance:bool=True, # HAM10000/ISIC: subsample every class to the smallest one
-            progress:Optional[bool]=None, # progress bars; None: on a terminal only (elsewhere one line per epoch and phase)
-            quiet:bool=False, # no progress output at all; warnings still
-           )->Optional[dict]: # the report as in report.json (None on the non-zero ranks of a distributed run)
+def compare(
+    data:Union[str, Path]='lesions', # 'lesions', 'chest', a DermaMNIST .npz, or a HAM10000/ISIC or ChestX-ray14 folder
+    arch:str='small_cnn', # 'small_cnn', a torchvision architecture or (with timm installed) a timm one; random init
+    size:int=32, # image side in pixels
+    n:Optional[int]=None, # built-in: images to make (None: 2000); real data: stratified subsample (None: all)
+    epochs:int=5, # epochs of each fit
+    bs:int=64, # batch size (per process when distributed)
+    lr:float=5e-3, # peak learning rate of the one-cycle schedule
+    attack:Literal["pgd", "fgsm"]='pgd', # the robust model's training attack
+    eps:Optional[float]=None, # budget in pixel units; None: Linf 2/255, L2 1.5 at 224x224x3 scaled to `size`
+    norm:Literal["l2", "linf"]='l2', # the attack's norm
+    steps:int=7, # PGD steps in training (and PGD evaluation's max(10, 2*steps))
+    eval_attack:Literal["autoattack", "autoattack-fast", "pgd"]='autoattack', # how robust accuracy is measured
+    methods:Union[str, list]='gradient,smoothgrad,ig,gradcam', # comma-separated, as `parse_methods` takes them
+    ig_baseline:Literal["blur", "mean", "black"]='blur', # IG's baseline where `methods` names none
+    metrics:Union[str, list, None]=None, # comma-separated, from `metrics.METRICS`; None: `REPORT_METRICS`
+    n_eval:int=128, # validation images for the saliency metrics
+    n_acc:int=512, # validation images for clean and robust accuracy (the same images for both)
+    n_show:int=4, # images in saliency_grid.png
+    device:str='auto', # 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N' or 'mps'
+    out:Union[str, Path]='robust_saliency_report', # output folder; it appears when the run is complete
+    seed:int=0, # seeds the data, initial weights, shuffling and attacks
+    overwrite:bool=False, # replace an existing report folder, as a whole
+    resume:bool=False, # continue the interrupted run of `out` from its last finished phase
+    check:Optional[Literal["full", "header"]]=None, # image check of data folders; None: the loader's default
+    classes:Optional[Union[str, list]]=None, # classes to keep in data folders, or 'all'; None: the loader's default
+    balance:bool=True, # HAM10000/ISIC: subsample every class to the smallest one
+    progress:Optional[bool]=None, # progress bars; None: on a terminal only (elsewhere one line per epoch and phase)
+    quiet:bool=False, # no progress output at all; warnings still
+)->Optional[dict]: # the report as in report.json (None on the non-zero ranks of a distributed run)
     "Train standard and robust models on `data`, evaluate saliency `methods` on both, write the report to `out`"
     t0 = time.time()
-    c = _check_settings(dict(data=data, arch=arch, size=size, n=n, epochs=epochs, bs=bs, lr=lr, attack=attack, eps=eps,
-                             norm=norm, steps=steps, eval_attack=eval_attack, methods=methods, ig_baseline=ig_baseline, metrics=metrics, n_eval=n_eval, n_acc=n_acc,
-                             n_show=n_show, device=device, seed=seed, check=check, classes=classes, balance=balance))
+    c = _check_settings(dict(data=data, arch=arch, size=size, n=n, epochs=epochs, bs=bs, lr=lr,
+                             attack=attack, eps=eps, norm=norm, steps=steps,
+                             eval_attack=eval_attack, methods=methods, ig_baseline=ig_baseline,
+                             metrics=metrics, n_eval=n_eval, n_acc=n_acc, n_show=n_show,
+                             device=device, seed=seed, check=check, classes=classes,
+                             balance=balance))
     rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
     out = Path(out).expanduser().absolute()
     mode = _check_out(out, overwrite, resume) if rank == 0 else None
     with warnings.catch_warnings():
-        warnings.simplefilter('ignore', FutureWarning)    # torch.jit's deprecation notes, printed while fastai imports
+        # torch.jit's deprecation notes, printed while fastai imports
+        warnings.simplefilter('ignore', FutureWarning)
         c['device'] = _resolve_device(c['device'])
         need = _check_arch(c['arch'], c['size'])
         if rank == 0: _check_space(out, 2 * need)
         c['world_size'] = world
-        bars = (sys.stdout.isatty() if progress is None else bool(progress)) and not quiet and rank == 0
+        show = sys.stdout.isatty() if progress is None else bool(progress)
+        bars = show and not quiet and rank == 0
         run = _Run(c, out, mode, _Log(quiet, rank), bars, rank, world, t0)
         try: return run.run()
         except KeyboardInterrupt: raise Interrupted(run.kept()) from None
-        except ValueError as e:                          # met during the run (a file unreadable mid-epoch, a diverged fit)
+        except ValueError as e:  # met during the run (a file unreadable mid-epoch, a diverged fit)
             if not run.created and not run.resumed: raise
             raise ValueError(f"{_one_line(e)} ({run.kept()})") from None
 
 # %% ../nbs/09_cli.ipynb #41b3f4f3
-_METHOD_WORDS = dict(gradient='the gradient of the class score with respect to the pixels',
-                     inputxgradient='the gradient times the image', smoothgrad='the gradient averaged over noisy copies of the image',
-                     vargrad='the variance of the gradient over noisy copies', gradcam='Grad-CAM on the last convolutional layer',
-                     gradcampp='Grad-CAM++ on the last convolutional layer', cam='the class activation map',
-                     hirescam='HiResCAM on the last convolutional layer', xgradcam='XGrad-CAM on the last convolutional layer',
-                     layercam='LayerCAM on the last convolutional layer', eigencam="the last convolutional layer's first "
-                     "principal component (EigenCAM)", scorecam='Score-CAM on the last convolutional layer',
-                     ablationcam='Ablation-CAM on the last convolutional layer',
-                     adversarial="the perturbation a regularised L2 PGD finds against the class (Margeloiu et al.'s "
-                     'adversarial explanation)', regpgd="the perturbation a regularised L2 PGD finds against the class "
-                     "(Margeloiu et al.'s adversarial explanation)")
+_METHOD_WORDS = dict(
+    gradient='the gradient of the class score with respect to the pixels',
+    inputxgradient='the gradient times the image',
+    smoothgrad='the gradient averaged over noisy copies of the image',
+    vargrad='the variance of the gradient over noisy copies',
+    gradcam='Grad-CAM on the last convolutional layer',
+    gradcampp='Grad-CAM++ on the last convolutional layer',
+    cam='the class activation map',
+    hirescam='HiResCAM on the last convolutional layer',
+    xgradcam='XGrad-CAM on the last convolutional layer',
+    layercam='LayerCAM on the last convolutional layer',
+    eigencam="the last convolutional layer's first principal component (EigenCAM)",
+    scorecam='Score-CAM on the last convolutional layer',
+    ablationcam='Ablation-CAM on the last convolutional layer',
+    adversarial="the perturbation a regularised L2 PGD finds against the class "
+                "(Margeloiu et al.'s adversarial explanation)",
+    regpgd="the perturbation a regularised L2 PGD finds against the class "
+           "(Margeloiu et al.'s adversarial explanation)")
 _IG_WORDS = dict(blur='a blurred copy of the image', black='a black image',
-                 mean="the normalisation's mean colour (the data's for built-in and .npz data, ImageNet's for image folders)")
-_METRIC_WORDS = dict(gini='how concentrated a map is', entropy='how spread out it is', hoyer='how sparse it is',
-                     total_variation='how noisy it is', topk_mass='the share of its mass in its most salient pixels',
-                     pointing_game='whether its maximum falls in the region', energy_pointing_game='the share of its mass '
-                     'inside the region', relevance_rank="the share of its top pixels (as many as the region's) inside the region",
-                     mask_auc="how well it ranks the region's pixels above the others", localisation_iou='the IoU of the box '
-                     "of its largest thresholded component with the region's box", localisation_iobb='the share of that box '
-                     "inside the region's box", deletion_auc='how fast the class probability falls as the most salient pixels '
-                     'are replaced by a blurred copy', insertion_auc='how fast it rises as they are put back into a blurred copy',
-                     average_drop='the relative drop of the class probability from the image to the image times the map',
-                     increase_in_confidence='whether the image times the map scores higher than the image',
-                     randomisation_spearman="its rank correlation with the map of the model's randomly re-initialised copy",
-                     max_sensitivity='the largest change of the map, over its norm, among 10 copies of the image with uniform '
-                     'noise of at most 0.02', avg_sensitivity='the mean change among them', local_lipschitz='the largest '
-                     'change of the map over that of the image among them', relative_input_stability='the largest relative '
-                     'change of the map over the relative change of the image among them', road_morf='how fast the class '
-                     'probability falls as the most salient 10-90% of the pixels are imputed from their neighbours (ROAD), '
-                     'most relevant first', road_lerf='how well it holds as the least salient are imputed first',
-                     ape='how much more often an attack confined to its most salient pixels flips the decision than one '
-                     'confined to as many random pixels (APE)')
+                 mean="the normalisation's mean colour "
+                      "(the data's for built-in and .npz data, ImageNet's for image folders)")
+_METRIC_WORDS = dict(
+    gini='how concentrated a map is',
+    entropy='how spread out it is',
+    hoyer='how sparse it is',
+    total_variation='how noisy it is',
+    topk_mass='the share of its mass in its most salient pixels',
+    pointing_game='whether its maximum falls in the region',
+    energy_pointing_game='the share of its mass inside the region',
+    relevance_rank="the share of its top pixels (as many as the region's) inside the region",
+    mask_auc="how well it ranks the region's pixels above the others",
+    localisation_iou="the IoU of the box of its largest thresholded component "
+                     "with the region's box",
+    localisation_iobb="the share of that box inside the region's box",
+    deletion_auc='how fast the class probability falls as the most salient pixels '
+                 'are replaced by a blurred copy',
+    insertion_auc='how fast it rises as they are put back into a blurred copy',
+    average_drop='the relative drop of the class probability '
+                 'from the image to the image times the map',
+    increase_in_confidence='whether the image times the map scores higher than the image',
+    randomisation_spearman="its rank correlation with the map "
+                           "of the model's randomly re-initialised copy",
+    max_sensitivity='the largest change of the map, over its norm, among 10 copies of the image '
+                    'with uniform noise of at most 0.02',
+    avg_sensitivity='the mean change among them',
+    local_lipschitz='the largest change of the map over that of the image among them',
+    relative_input_stability='the largest relative change of the map '
+                             'over the relative change of the image among them',
+    road_morf='how fast the class probability falls as the most salient 10-90% of the pixels '
+              'are imputed from their neighbours (ROAD), most relevant first',
+    road_lerf='how well it holds as the least salient are imputed first',
+    ape='how much more often an attack confined to its most salient pixels flips the decision '
+        'than one confined to as many random pixels (APE)')
 
-def _fmt(v, ci=None): return f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else '')
-
+# %% ../nbs/09_cli.ipynb #0ffe0d0b
 def _report_md(r, df):
     "report.md: what was trained on which data, the scores with their n and intervals, what each column means"
-    from robust_saliency.metrics import results_table, METRIC_BETTER
-    c, d, e, M = r['config'], r['data'], r['evaluation'], r['models']
+    return "\n".join(_md_head(r) + _md_accuracy(r) + _md_saliency(r, df) + _md_files(r)) + "\n"
+
+# %% ../nbs/09_cli.ipynb #1ecf7a64
+def _md_head(r) -> list:
+    "report.md's opening lines: the title, the warnings, the data, the models and the notes"
+    c, d, e = r['config'], r['data'], r['evaluation']
     L = ["# Saliency of a standard and an adversarially trained model", ""]
     for w in r["warnings"]: L += [f"> **Warning:** {w.rstrip('.')}.", ""]
-    src = f"built-in `{d['name']}` data" if d['kind'] in BUILTIN else f"`{d['name']}` ({_KINDS[d['kind']]})"
+    if d['kind'] in BUILTIN: src = f"built-in `{d['name']}` data"
+    else: src = f"`{d['name']}` ({_KINDS[d['kind']]})"
     split = f"{d['n_train']} training and {d['n_valid']} validation images"
-    dropped = [f"{d[k]} {w}" for k, w in (('dropped_by_class', 'of other classes'), ('dropped_by_balance', 'to balance the classes'),
-                                          ('dropped_by_n', 'by --n')) if d.get(k)]
+    why = (('dropped_by_class', 'of other classes'),
+           ('dropped_by_balance', 'to balance the classes'), ('dropped_by_n', 'by --n'))
+    dropped = [f"{d[k]} {w}" for k, w in why if d.get(k)]
     if dropped: split += f" (of {d['n_total_found']} found; left out: {', '.join(dropped)})"
-    what = f"{len(d['classes'])} findings, multi-label" if d['multi_label'] else f"{len(d['classes'])} classes"
+    n_cls = len(d['classes'])
+    what = f"{n_cls} findings, multi-label" if d['multi_label'] else f"{n_cls} classes"
     L += [f"**Data**: {src} at {d['size']} px: {split}; {what}: {', '.join(d['classes'])}.", "",
-          f"**Models**: `{c['arch']}`, {_epochs(c['epochs'])} each (one-cycle, peak learning rate {c['lr']:g}, batch {c['bs']}, "
-          f"seed {c['seed']}), from the same initial weights and on the same batches. The robust model trained on "
-          f"{e['train_attack']} adversarial examples; budgets are in pixel units, images in [0, 1].", ""]
+          f"**Models**: `{c['arch']}`, {_epochs(c['epochs'])} each (one-cycle, "
+          f"peak learning rate {c['lr']:g}, batch {c['bs']}, seed {c['seed']}), "
+          "from the same initial weights and on the same batches. "
+          f"The robust model trained on {e['train_attack']} adversarial examples; "
+          "budgets are in pixel units, images in [0, 1].", ""]
     L += [f"Note: {m}." for m in r['notes']] + ([""] if r['notes'] else [])
-    L += ["## Accuracy", ""]
+    return L
+
+# %% ../nbs/09_cli.ipynb #162282ee
+def _fmt(v, ci=None): return f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else '')
+
+def _md_accuracy(r) -> list:
+    "report.md's accuracy section: both models, clean and attacked, with their intervals"
+    d, e, M = r['data'], r['evaluation'], r['models']
+    L = ["## Accuracy", ""]
     s0 = next(iter(M.values()))
     if d['multi_label']:
-        L += [f"Both models on the same {e['accuracy_images']} validation images; the attacked scores under {e['eval_attack']}. "
-              "The headline is the area under the ROC curve of each finding, averaged (0.5: chance); per-label accuracy at "
-              f"threshold 0.5 is shown for completeness (predicting no finding at all scores {s0['all_negative_acc']:.3f}). "
+        L += [f"Both models on the same {e['accuracy_images']} validation images; "
+              f"the attacked scores under {e['eval_attack']}. "
+              "The headline is the area under the ROC curve of each finding, "
+              "averaged (0.5: chance); per-label accuracy at threshold 0.5 "
+              "is shown for completeness "
+              f"(predicting no finding at all scores {s0['all_negative_acc']:.3f}). "
               "Mean [95% bootstrap interval].", "",
-              "| model | mean AUROC | mean AUROC, attacked | per-label accuracy | per-label accuracy, attacked |", "|---|---|---|---|---|"]
-        L += [f"| {k} | {_fmt(m['clean_auroc'], m['clean_auroc_ci95'])} | {_fmt(m['robust_auroc'], m['robust_auroc_ci95'])} | "
-              f"{_fmt(m['clean_acc'], m['clean_acc_ci95'])} | {_fmt(m['robust_acc'], m['robust_acc_ci95'])} |" for k, m in M.items()]
+              "| model | mean AUROC | mean AUROC, attacked | per-label accuracy "
+              "| per-label accuracy, attacked |", "|---|---|---|---|---|"]
+        L += [f"| {k} | {_fmt(m['clean_auroc'], m['clean_auroc_ci95'])} "
+              f"| {_fmt(m['robust_auroc'], m['robust_auroc_ci95'])} "
+              f"| {_fmt(m['clean_acc'], m['clean_acc_ci95'])} "
+              f"| {_fmt(m['robust_acc'], m['robust_acc_ci95'])} |" for k, m in M.items()]
         fs = list(s0['clean_auroc_per_finding'])
-        L += ["", "| finding | " + " | ".join(f"{k} | {k}, attacked" for k in M) + " |", "|---|" + "---|---|" * len(M)]
-        L += [f"| {f} | " + " | ".join(f"{m['clean_auroc_per_finding'][f]:.3f} | {m['robust_auroc_per_finding'].get(f, float('nan')):.3f}"
-                                       for m in M.values()) + " |" for f in fs]
+        head = " | ".join(f"{k} | {k}, attacked" for k in M)
+        L += ["", "| finding | " + head + " |", "|---|" + "---|---|" * len(M)]
+        for f in fs:
+            cells = " | ".join(f"{m['clean_auroc_per_finding'][f]:.3f} | "
+                               f"{m['robust_auroc_per_finding'].get(f, float('nan')):.3f}"
+                               for m in M.values())
+            L += [f"| {f} | " + cells + " |"]
         if s0['findings_left_out']:
-            L += ["", f"Left out of the averages (no positive or no negative image among the {e['accuracy_images']}): "
-                  f"{', '.join(s0['findings_left_out'])}."]
+            L += ["", "Left out of the averages (no positive or no negative image among the "
+                  f"{e['accuracy_images']}): {', '.join(s0['findings_left_out'])}."]
     else:
-        L += [f"Both models on the same {e['accuracy_images']} validation images; robust accuracy under {e['eval_attack']}. "
-              f"Mean [95% bootstrap interval]; always predicting the most common class scores {s0['chance']:.3f}.", "",
+        L += [f"Both models on the same {e['accuracy_images']} validation images; "
+              f"robust accuracy under {e['eval_attack']}. Mean [95% bootstrap interval]; "
+              f"always predicting the most common class scores {s0['chance']:.3f}.", "",
               "| model | clean accuracy | robust accuracy |", "|---|---|---|"]
-        L += [f"| {k} | {_fmt(m['clean_acc'], m['clean_acc_ci95'])} | {_fmt(m['robust_acc'], m['robust_acc_ci95'])} |" for k, m in M.items()]
+        L += [f"| {k} | {_fmt(m['clean_acc'], m['clean_acc_ci95'])} "
+              f"| {_fmt(m['robust_acc'], m['robust_acc_ci95'])} |" for k, m in M.items()]
     if 'after_attack' in s0:
-        L += ["", "AutoAttack runs its attacks in turn, each on the images the earlier ones left unbroken; "
-              + ("per-label accuracy" if d['multi_label'] else "robust accuracy") + " after each: "
-              + "; ".join(f"{k}: " + ", ".join(f"{a} {v:.3f}" for a, v in m['after_attack'].items()) for k, m in M.items()) + "."]
+        score = "per-label accuracy" if d['multi_label'] else "robust accuracy"
+        tolls = "; ".join(f"{k}: " + ", ".join(f"{a} {v:.3f}" for a, v in m['after_attack'].items())
+                          for k, m in M.items())
+        L += ["", "AutoAttack runs its attacks in turn, each on the images the earlier ones "
+              "left unbroken; " + score + " after each: " + tolls + "."]
+    return L
+
+# %% ../nbs/09_cli.ipynb #dc1a20c6
+def _md_saliency(r, df) -> list:
+    "report.md's saliency section: the table of scores, the methods and the metrics in words"
+    from robust_saliency.metrics import results_table, METRIC_BETTER
+    c, d, e = r['config'], r['data'], r['evaluation']
+    L = []
     t = results_table(df)
-    reg = (f"The localisation metrics are scored against {e['localisation']}." if e['localisation'] else
-           "These data have no masks or boxes for the validation rows, so there are no localisation scores.")
-    cols = [f"{col}: {_METHOD_WORDS.get(k, k) if k != 'ig' else 'Integrated Gradients along the path from ' + _IG_WORDS[kw['baseline']]}"
-            for col, (k, kw) in parse_methods(c['methods'], c['ig_baseline']).items()]
+    if e['localisation']:
+        reg = f"The localisation metrics are scored against {e['localisation']}."
+    else:
+        reg = ("These data have no masks or boxes for the validation rows, "
+               "so there are no localisation scores.")
+    cols = []
+    for col, (k, kw) in parse_methods(c['methods'], c['ig_baseline']).items():
+        if k == 'ig':
+            words = 'Integrated Gradients along the path from ' + _IG_WORDS[kw['baseline']]
+        else: words = _METHOD_WORDS.get(k, k)
+        cols.append(f"{col}: {words}")
+    per_finding = " (one row per image and positive finding)" if d['multi_label'] else ""
     L += ["", "## Saliency", "",
-          f"{e['saliency_rows']} maps per model and method from validation images, each explaining the true class"
-          + (" (one row per image and positive finding)" if d['multi_label'] else "") + f". {reg} "
+          f"{e['saliency_rows']} maps per model and method from validation images, "
+          "each explaining the true class" + per_finding + f". {reg} "
           "Mean [95% bootstrap interval]; ↑ higher is better, ↓ lower is better.", "",
-          "| model | method | " + " | ".join(t.columns) + " |", "|---|---|" + "---|" * len(t.columns)]
-    L += [f"| {a} | {b} | " + " | ".join(map(str, row)) + " |" for (a, b), row in zip(t.index, t.values)]
-    L += ["", "Methods: " + "; ".join(cols) + ".", "", "Metrics: " + "; ".join(f"{k} ({'↑' if METRIC_BETTER[k] == 'higher' else '↓'}): {_METRIC_WORDS[k]}"
-                                                          for k in dict.fromkeys(df['metric'])) + ".", "",
-          "## Files", "",
-          "- `standard.pth`, `robust.pth`: the models; `robust_saliency.cli.load_model(path)` rebuilds one and returns it "
-          "with its class names and normalisation.",
-          "- `saliency_grid.png`: images × models × methods, ground-truth regions outlined; `metrics.png`: the table as plots.",
-          "- `report.json`: everything above, machine-readable, with the configuration and versions.", "",
-          f"Run: {r['seconds']} s on {c['device']}" + (f" × {c['world_size']} processes" if c['world_size'] > 1 else "")
-          + (f" over {len(r['sessions'])} sessions (resumed)" if len(r['sessions']) > 1 else "")
-          + f"; robust_saliency {r['versions']['robust_saliency']}, torch {r['versions']['torch']}, "
-          f"fastai {r['versions']['fastai']}; finished {r['finished']}."]
-    return "\n".join(L) + "\n"
+          "| model | method | " + " | ".join(t.columns) + " |",
+          "|---|---|" + "---|" * len(t.columns)]
+    L += [f"| {a} | {b} | " + " | ".join(map(str, row)) + " |"
+          for (a, b), row in zip(t.index, t.values)]
+    described = [f"{k} ({'↑' if METRIC_BETTER[k] == 'higher' else '↓'}): {_METRIC_WORDS[k]}"
+                 for k in dict.fromkeys(df['metric'])]
+    L += ["", "Methods: " + "; ".join(cols) + ".", "", "Metrics: " + "; ".join(described) + "."]
+    return L
+
+# %% ../nbs/09_cli.ipynb #326ccc7b
+def _md_files(r) -> list:
+    "report.md's files section and the run's line: where, how long, which versions"
+    c = r['config']
+    procs = f" × {c['world_size']} processes" if c['world_size'] > 1 else ""
+    resumed = f" over {len(r['sessions'])} sessions (resumed)" if len(r['sessions']) > 1 else ""
+    ver = r['versions']
+    L = ["", "## Files", "",
+          "- `standard.pth`, `robust.pth`: the models; `robust_saliency.cli.load_model(path)` "
+          "rebuilds one and returns it with its class names and normalisation.",
+          "- `saliency_grid.png`: images × models × methods, ground-truth regions outlined; "
+          "`metrics.png`: the table as plots.",
+          "- `report.json`: everything above, machine-readable, "
+          "with the configuration and versions.", "",
+          f"Run: {r['seconds']} s on {c['device']}" + procs + resumed
+          + f"; robust_saliency {ver['robust_saliency']}, torch {ver['torch']}, "
+          f"fastai {ver['fastai']}; finished {r['finished']}."]
+    return L
 
 # %% ../nbs/09_cli.ipynb #51ab0c32
 class SavedModel(NamedTuple):
     "A model rebuilt by `load_model`"
     model: object   # the `nn.Module`, in eval mode
     classes: list   # class names, in the order of the model's outputs
-    space: object   # the `InputSpace` of the normalisation it was trained with (pixels in [0, 1] <-> model inputs)
+    space: object   # the `InputSpace` it was trained with (pixels in [0, 1] <-> model inputs)
     info: dict      # the rest of the file: arch, size, multi_label, robust, attack, versions
 
-def load_model(path:Union[str, Path], # a `standard.pth` or `robust.pth` written by `compare`
-               device:str='cpu', # where to put the model
-              )->tuple: # a `SavedModel`: the model, its class names, its InputSpace and the file's other metadata
-    "Rebuild a model saved by `compare`: its architecture, its weights (loaded with `weights_only=True`) and its class names"
+def load_model(
+    path:Union[str, Path], # a `standard.pth` or `robust.pth` written by `compare`
+    device:str='cpu', # where to put the model
+)->tuple: # a `SavedModel`: the model, its class names, its InputSpace and the file's other metadata
+    "Rebuild a model saved by `compare`: its architecture, its weights (loaded `weights_only=True`), its class names"
     import torch
     from robust_saliency.core import InputSpace
     path = Path(path)
     if not path.is_file(): raise ValueError(f"model file not found: {path}")
     try: obj = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e: raise ValueError(f"{path}: not a readable model file ({_one_line(e)})") from None
-    if not isinstance(obj, dict) or not str(obj.get('format', '')).startswith('robust_saliency.model/'):
-        raise ValueError(f"{path}: not a model file written by robust-saliency compare (for a bare state dict: "
-                         "make_model(arch, n_in, n_out).load_state_dict(torch.load(path, weights_only=True)))")
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable model file ({_one_line(e)})") from None
+    ours = isinstance(obj, dict) and str(obj.get('format', '')).startswith('robust_saliency.model/')
+    if not ours:
+        raise ValueError(f"{path}: not a model file written by robust-saliency compare "
+                         "(for a bare state dict: make_model(arch, n_in, n_out)"
+                         ".load_state_dict(torch.load(path, weights_only=True)))")
     model = make_model(obj['arch'], obj['n_in'], len(obj['classes']))
     model.load_state_dict(obj['state_dict'])
     info = {k: v for k, v in obj.items() if k not in ('state_dict', 'classes')}
-    return SavedModel(model.to(device).eval(), list(obj['classes']), InputSpace(obj['mean'], obj['std']), info)
+    return SavedModel(model.to(device).eval(), list(obj['classes']),
+                      InputSpace(obj['mean'], obj['std']), info)
 
 # %% ../nbs/09_cli.ipynb #c7f246b6
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -1108,91 +1427,131 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
 class _Parser(argparse.ArgumentParser):
     "argparse, its errors on one line: `robust-saliency: error: ...` and exit status 2"
     def error(self, message):
-        print(f"robust-saliency: error: {message}; see robust-saliency compare --help", file=sys.stderr)
+        print(f"robust-saliency: error: {message}; see robust-saliency compare --help",
+              file=sys.stderr)
         sys.exit(2)
 
-def _parser():
-    p = _Parser(prog='robust-saliency', description="Adversarial training for sharper, more faithful saliency maps")
-    sub = p.add_subparsers(dest='cmd', required=True, parser_class=_Parser)
-    c = sub.add_parser('compare', formatter_class=_Formatter,
-                       help='train standard and robust models, compare their saliency maps, write a report',
-                       description="Train a standard and an adversarially trained model, compare their saliency maps, write a report.")
-    a = c.add_argument
-    a('--data', default='lesions', help="'lesions' or 'chest' (built-in, generated), a DermaMNIST-style .npz, or a HAM10000/ISIC "
-      "or ChestX-ray14 folder")
-    a('--arch', default='small_cnn', help="'small_cnn', a torchvision architecture (e.g. resnet18) or, with timm installed, a timm "
-      "one; random init")
+# %% ../nbs/09_cli.ipynb #546604bb
+def _training_options(a):
+    "The options of the data, the architecture and the fits, added with `a`, an `add_argument`"
+    a('--data', default='lesions',
+      help="'lesions' or 'chest' (built-in, generated), a DermaMNIST-style .npz, "
+           "or a HAM10000/ISIC or ChestX-ray14 folder")
+    a('--arch', default='small_cnn',
+      help="'small_cnn', a torchvision architecture (e.g. resnet18) or, with timm installed, "
+           "a timm one; random init")
     a('--size', type=int, default=32, help='image side in pixels')
-    a('--n', type=int, default=None, help='images: the built-in sets generate this many (default 2000); a real data set is '
-      'subsampled to it, seeded and stratified (default: all images)')
+    a('--n', type=int, default=None,
+      help='images: the built-in sets generate this many (default 2000); '
+           'a real data set is subsampled to it, seeded and stratified (default: all images)')
     a('--epochs', type=int, default=5, help='epochs of each fit')
     a('--bs', type=int, default=64, help='batch size (per process when distributed)')
     a('--lr', type=float, default=5e-3, help='peak learning rate of the one-cycle schedule')
     a('--attack', choices=ATTACKS, default='pgd', help="the robust model's training attack")
-    a('--eps', type=float, default=None, help='attack budget in pixel units, images in [0,1] (default: linf 2/255; l2 1.5 at '
-      '224x224x3, scaled to --size)')
+    a('--eps', type=float, default=None,
+      help='attack budget in pixel units, images in [0,1] '
+           '(default: linf 2/255; l2 1.5 at 224x224x3, scaled to --size)')
     a('--norm', choices=NORMS, default='l2', help="the attack's norm")
-    a('--steps', type=int, default=7, help='PGD steps in training (and in --eval-attack pgd: max(10, 2 x steps))')
-    a('--eval-attack', choices=EVAL_ATTACKS, default='autoattack', help='the attack robust accuracy is measured with: '
-      'AutoAttack (APGD with two losses, then Square, each on the images still unbroken), its fast version (3 targets, '
-      '1000 Square queries) or PGD')
-    a('--methods', default='gradient,smoothgrad,ig,gradcam', help=f"saliency methods, comma-separated, from "
-      f"{', '.join(_METHOD_NAMES)}; ig(mean) names IG's baseline")
-    a('--ig-baseline', choices=IG_BASELINES, default='blur', help="IG's baseline where --methods names none: a blurred copy of "
-      "the image, the normalisation's mean colour, or black")
-    a('--metrics', default=None, help=f"report metrics, comma-separated, from {', '.join(_METRIC_NAMES)} (default: "
-      f"{','.join(REPORT_METRICS)}; the localisation ones where the data have regions)")
+    a('--steps', type=int, default=7,
+      help='PGD steps in training (and in --eval-attack pgd: max(10, 2 x steps))')
+
+# %% ../nbs/09_cli.ipynb #a6bf9438
+def _parser():
+    p = _Parser(prog='robust-saliency',
+                description="Adversarial training for sharper, more faithful saliency maps")
+    sub = p.add_subparsers(dest='cmd', required=True, parser_class=_Parser)
+    c = sub.add_parser('compare', formatter_class=_Formatter,
+                       help='train standard and robust models, compare their saliency maps, '
+                            'write a report',
+                       description="Train a standard and an adversarially trained model, "
+                                   "compare their saliency maps, write a report.")
+    a = c.add_argument
+    _training_options(a)
+    a('--eval-attack', choices=EVAL_ATTACKS, default='autoattack',
+      help='the attack robust accuracy is measured with: AutoAttack (APGD with two losses, '
+           'then Square, each on the images still unbroken), '
+           'its fast version (3 targets, 1000 Square queries) or PGD')
+    a('--methods', default='gradient,smoothgrad,ig,gradcam',
+      help=f"saliency methods, comma-separated, from {', '.join(_METHOD_NAMES)}; "
+           "ig(mean) names IG's baseline")
+    a('--ig-baseline', choices=IG_BASELINES, default='blur',
+      help="IG's baseline where --methods names none: a blurred copy of the image, "
+           "the normalisation's mean colour, or black")
+    a('--metrics', default=None,
+      help=f"report metrics, comma-separated, from {', '.join(_METRIC_NAMES)} "
+           f"(default: {','.join(REPORT_METRICS)}; "
+           "the localisation ones where the data have regions)")
     a('--n-eval', type=int, default=128, help='validation images for the saliency metrics')
-    a('--n-acc', type=int, default=512, help='validation images for clean and robust accuracy (the same for both; all when fewer)')
+    a('--n-acc', type=int, default=512,
+      help='validation images for clean and robust accuracy (the same for both; all when fewer)')
     a('--n-show', type=int, default=4, help='images in saliency_grid.png')
-    a('--device', default='auto', help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N' or 'mps'")
-    a('--out', default='robust_saliency_report', help='output folder; it appears when the run is complete')
-    a('--seed', type=int, default=0, help='seed of the data, initial weights, shuffling and attacks')
-    a('--overwrite', action='store_true', help='replace an existing report folder, as a whole once the new run is complete')
-    a('--resume', action='store_true', help='continue the interrupted run of --out from its last finished phase (same settings)')
-    a('--check', choices=('full', 'header'), default=None, help='image check of data folders before training: decode every file, '
-      'or read headers only (default: full for HAM10000/ISIC, header for ChestX-ray14)')
-    a('--classes', default=None, help="comma-separated classes to keep, or all: HAM10000/ISIC diagnoses (default: nv,mel,bkl), "
-      "ChestX-ray14 findings (default: all 14)")
-    a('--no-balance', dest='balance', action='store_false', help='HAM10000/ISIC: keep every image rather than subsample each '
-      'class to the smallest (default: balanced)')
-    a('--quiet', action='store_true', help='no progress output: warnings, errors and the result lines only')
+    a('--device', default='auto',
+      help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    a('--out', default='robust_saliency_report',
+      help='output folder; it appears when the run is complete')
+    a('--seed', type=int, default=0,
+      help='seed of the data, initial weights, shuffling and attacks')
+    a('--overwrite', action='store_true',
+      help='replace an existing report folder, as a whole once the new run is complete')
+    a('--resume', action='store_true',
+      help='continue the interrupted run of --out from its last finished phase (same settings)')
+    a('--check', choices=('full', 'header'), default=None,
+      help='image check of data folders before training: decode every file, or read headers only '
+           '(default: full for HAM10000/ISIC, header for ChestX-ray14)')
+    a('--classes', default=None,
+      help="comma-separated classes to keep, or all: "
+           "HAM10000/ISIC diagnoses (default: nv,mel,bkl), ChestX-ray14 findings (default: all 14)")
+    a('--no-balance', dest='balance', action='store_false',
+      help='HAM10000/ISIC: keep every image rather than subsample each class to the smallest '
+           '(default: balanced)')
+    a('--quiet', action='store_true',
+      help='no progress output: warnings, errors and the result lines only')
     return p
 
+# %% ../nbs/09_cli.ipynb #b85d44c7
 def _result_lines(r, out) -> list:
     "The console's result lines: one per model, the warnings, where the report is"
     lines = []
     for k, m in r['models'].items():
         if r['data']['multi_label']:
-            lines.append(f"{k:9s} mean AUROC {_fmt(m['clean_auroc'], m['clean_auroc_ci95'])}  attacked "
-                         f"{_fmt(m['robust_auroc'], m['robust_auroc_ci95'])}  (n={m['n']} validation images)")
+            lines.append(f"{k:9s} mean AUROC {_fmt(m['clean_auroc'], m['clean_auroc_ci95'])}  "
+                         f"attacked {_fmt(m['robust_auroc'], m['robust_auroc_ci95'])}  "
+                         f"(n={m['n']} validation images)")
         else:
-            lines.append(f"{k:9s} clean acc {_fmt(m['clean_acc'], m['clean_acc_ci95'])}  robust acc "
-                         f"{_fmt(m['robust_acc'], m['robust_acc_ci95'])}  (n={m['n']} validation images)")
-    return lines + [f"warning: {w}" for w in r['warnings']] + [f"report written to {out} in {r['seconds']} s"]
+            lines.append(f"{k:9s} clean acc {_fmt(m['clean_acc'], m['clean_acc_ci95'])}  "
+                         f"robust acc {_fmt(m['robust_acc'], m['robust_acc_ci95'])}  "
+                         f"(n={m['n']} validation images)")
+    done = f"report written to {out} in {r['seconds']} s"
+    return lines + [f"warning: {w}" for w in r['warnings']] + [done]
 
-def main(argv:Optional[list]=None, # the arguments after the program name; None: `sys.argv[1:]`
-        )->int: # exit status: 0 done, 2 a setting or data problem, 130 interrupted, 1 a system error
+def main(
+    argv:Optional[list]=None, # the arguments after the program name; None: `sys.argv[1:]`
+)->int: # exit status: 0 done, 2 a setting or data problem, 130 interrupted, 1 a system error
     "Console entry point: `robust-saliency compare [options]`"
     a = vars(_parser().parse_args(argv))
     a.pop('cmd')
     try: r = compare(**a)
     except Interrupted as e:
-        print(f"robust-saliency: interrupted: {e}", file=sys.stderr); return 130
+        print(f"robust-saliency: interrupted: {e}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print("robust-saliency: interrupted before the run started; nothing was written", file=sys.stderr); return 130
+        print("robust-saliency: interrupted before the run started; nothing was written",
+              file=sys.stderr)
+        return 130
     except ValueError as e:
-        print(f"robust-saliency: error: {_one_line(e)}", file=sys.stderr); return 2
+        print(f"robust-saliency: error: {_one_line(e)}", file=sys.stderr)
+        return 2
     except OSError as e:
         if e.errno is None: raise
-        print(f"robust-saliency: error: {e.strerror}: {e.filename or ''} (finished phases are kept; "
-              "fix it and rerun with --resume)", file=sys.stderr)
+        print(f"robust-saliency: error: {e.strerror}: {e.filename or ''} "
+              "(finished phases are kept; fix it and rerun with --resume)", file=sys.stderr)
         return 1
-    if r is None: return 0                  # a non-zero rank of a distributed run: rank 0 reports
+    if r is None: return 0   # a non-zero rank of a distributed run: rank 0 reports
     sys.stderr.flush()
     print('\n'.join(_result_lines(r, Path(a['out']).expanduser().absolute())), flush=True)
     return 0
 
 # %% ../nbs/09_cli.ipynb #49e7278e
-if __name__ == '__main__' and not getattr(builtins, '__IPYTHON__', False):   # `python -m robust_saliency.cli`, e.g. under torchrun
+# `python -m robust_saliency.cli`, e.g. under torchrun
+if __name__ == '__main__' and not getattr(builtins, '__IPYTHON__', False):
     sys.exit(main())

@@ -7,7 +7,7 @@ Docs: https://robust-saliency.github.io/robust_saliency/core.html.md"""
 # %% ../nbs/00_core.ipynb #15cee8df
 from __future__ import annotations
 from typing import Optional, Union, Callable, Literal, Sequence
-import contextlib, weakref
+import contextlib, dataclasses, numbers, weakref
 from copy import deepcopy as _deepcopy   # (a star import of fastai in the notebook rebinds `copy`)
 import torch
 import torch.fx
@@ -19,13 +19,15 @@ from fastai.data.transforms import Normalize
 from fastai.learner import Learner
 
 # %% auto #0
-__all__ = ['plain', 'model_device', 'check_images', 'check_eps', 'Target', 'resolve_target', 'expand_multi', 'per_sample_loss',
-           'InputSpace', 'as_space', 'preserve_state', 'set_bn_eval', 'small_cnn', 'fold_bn', 'FitColumns']
+__all__ = ['plain', 'model_device', 'check_images', 'check_eps', 'check_int', 'check_chunk', 'check_seed', 'check_norm',
+           'check_labels', 'check_pixel_range', 'Target', 'resolve_target', 'expand_multi', 'per_sample_loss',
+           'correctness', 'InputSpace', 'as_space', 'preserve_state', 'set_bn_eval', 'frozen', 'predicted_class',
+           'unwrap_model', 'amp_scale', 'row_norm', 'avg_ranks', 'small_cnn', 'fold_bn', 'DetachCleanup', 'FitColumns']
 
 # %% ../nbs/00_core.ipynb #ac496dac
 def plain(x, # a tensor (a fastai subclass or not), a tuple/list of them, or any other object
          ):
-    "`x` as a plain `torch.Tensor` (fastai subclasses stripped); tuples/lists handled elementwise; other objects unchanged"
+    "`x` as a plain `torch.Tensor` (tuples/lists elementwise); other objects unchanged"
     if isinstance(x, Tensor): return x if type(x) is Tensor else x.as_subclass(Tensor)
     if isinstance(x, (tuple, list)): return type(x)(plain(o) for o in x)
     return x
@@ -43,20 +45,23 @@ def check_images(x:Tensor, # image batch [B,C,H,W] of floats
                  name:str='x', # the argument's name, for the error message
                  finite:bool=True, # also reject NaN/Inf pixels
                 )->Tensor: # `x` as a plain tensor
-    "Validate an image batch `[B,C,H,W]` of floats (finite unless `finite=False`) and return it as a plain tensor"
+    "Check that `x` is a float image batch `[B,C,H,W]` (finite unless `finite=False`)"
     if not isinstance(x, Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor of shape [B,C,H,W], got {type(x).__name__}; "
-                        "wrap a single image with `x[None]` and convert arrays with `torch.as_tensor`")
+        raise TypeError(f"`{name}` must be a torch.Tensor of shape [B,C,H,W], "
+                        f"got {type(x).__name__}; wrap a single image with `x[None]` "
+                        "and convert arrays with `torch.as_tensor`")
     x = plain(x)
     if x.ndim != 4:
         hint = " (a single image: use `x[None]`)" if x.ndim == 3 else ""
         raise ValueError(f"`{name}` must have rank 4 [B,C,H,W], got shape {tuple(x.shape)}{hint}")
     if not x.is_floating_point():
-        raise TypeError(f"`{name}` must be a floating-point tensor, got {x.dtype}; convert uint8 images with `x.float()/255`")
+        raise TypeError(f"`{name}` must be a floating-point tensor, got {x.dtype}; "
+                        "convert uint8 images with `x.float()/255`")
     if x.shape[0] == 0: raise ValueError(f"`{name}` is an empty batch (B=0)")
     if finite and not torch.isfinite(x).all():
         n = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"`{name}` contains {n} NaN/Inf values; clean the images (e.g. `torch.nan_to_num`) before calling")
+        raise ValueError(f"`{name}` contains {n} NaN/Inf values; "
+                         "clean the images (e.g. `torch.nan_to_num`) before calling")
     return x
 
 # %% ../nbs/00_core.ipynb #96c85dca
@@ -66,92 +71,181 @@ def check_eps(eps:float, # perturbation budget (a number or a 0-d tensor) in pix
     "Validate a non-negative finite perturbation budget"
     if isinstance(eps, Tensor): eps = eps.item()
     if not isinstance(eps, (int, float)) or isinstance(eps, bool):
-        raise TypeError(f"`{name}` must be a number (pixel units, e.g. 8/255), got {type(eps).__name__}")
+        raise TypeError(f"`{name}` must be a number (pixel units, e.g. 8/255), "
+                        f"got {type(eps).__name__}")
     if not (eps >= 0) or eps == float('inf'):
-        raise ValueError(f"`{name}` must be a finite number >= 0 in pixel units (e.g. 8/255 for Linf, 3.0 for L2), got {eps}")
+        raise ValueError(f"`{name}` must be a finite number >= 0 in pixel units "
+                         f"(e.g. 8/255 for Linf, 3.0 for L2), got {eps}")
     return float(eps)
+
+# %% ../nbs/00_core.ipynb #87c892a8
+def check_int(v:int, # the value to check
+              name:str, # the argument's name, for the error message
+              lo:int=1, # the smallest value allowed
+             )->int:
+    "Validate an integer argument (any integral type, not a bool) of at least `lo`"
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < lo:
+        raise ValueError(f"`{name}` must be an int >= {lo}, got {v!r}")
+    return int(v)
+
+def check_chunk(chunk:Optional[int], # samples per forward pass; None: all at once
+                what:str='samples', # what is counted, for the error message
+               )->Optional[int]:
+    "Validate a `chunk` argument: a positive int or None"
+    if chunk is None: return None
+    if not isinstance(chunk, numbers.Integral) or isinstance(chunk, bool) or chunk < 1:
+        raise ValueError(f"`chunk` ({what} per pass) must be a positive int or None (all at once), "
+                         f"got {chunk!r}")
+    return chunk
+
+def check_seed(seed:Optional[int], # a seed
+               allow_none:bool=True, # None allowed (the global RNG)
+              )->Optional[int]:
+    "Validate a `seed` argument: an int, or None where the global RNG may be used"
+    if seed is None and allow_none: return None
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+        raise TypeError(f"`seed` must be an int{' or None (the global RNG)' if allow_none else ''}, "
+                        f"got {seed!r}")
+    return seed
+
+def check_norm(norm:str, # the threat model's norm
+              )->str:
+    "Validate a `norm` argument: 'linf' or 'l2'"
+    if norm not in ('linf', 'l2'): raise ValueError(f"`norm` must be 'linf' or 'l2', got {norm!r}")
+    return norm
+
+def check_labels(y:Tensor, # labels [B] or multi-hot [B,C] (a fastai tensor subclass is fine)
+                 x:Tensor, # the images they label, [B,C,H,W]
+                )->Tensor: # `y` as a plain tensor on `x`'s device
+    "Validate labels: a tensor with one entry per image of `x`"
+    y = plain(y)
+    if not isinstance(y, Tensor): raise TypeError(f"`y` must be a tensor of labels, got {type(y).__name__}")
+    if y.ndim == 0 or len(y) != len(x):
+        raise ValueError(f"`y` has shape {tuple(y.shape)} but the batch has {len(x)} images; "
+                         "give one label per image")
+    return y.to(x.device)
+
+def check_pixel_range(xp:Tensor, # images in pixel space
+                     )->Tensor: # `xp`, unchanged
+    "Reject pixel images outside [0,1] (to rounding): the sign of a missing or wrong `space`"
+    lo, hi = xp.amin().item(), xp.amax().item()
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise ValueError(f"in pixel space the images span [{lo:.3g}, {hi:.3g}], outside [0,1]: "
+                         "pass the `space` they were normalized with (`space=learn.dls` or "
+                         "`InputSpace(mean, std)`), or rescale them to [0,1]")
+    return xp
 
 # %% ../nbs/00_core.ipynb #14919237
 class Target:
-    "A resolved target: `kind` is 'index' (`value` LongTensor [B]), 'multi' (float [B,C]) or 'fn' (callable)"
+    "A resolved target of `kind` 'index' (LongTensor [B]), 'multi' (float [B,C]) or 'fn' (callable)"
     def __init__(self,
                  kind:Literal["index", "multi", "fn"], # which of the three normal forms
-                 value:Union[Tensor, Callable], # class indices [B], multi-hot [B,C], or `fn(logits)` -> [B]
+                 value:Union[Tensor, Callable], # [B] indices, [B,C] multi-hot, or a callable -> [B]
                 ): store_attr()
-    def __repr__(self): return f"Target({self.kind}, {self.value if self.kind=='fn' else tuple(self.value.shape)})"
+    def __repr__(self):
+        v = self.value if self.kind == 'fn' else tuple(self.value.shape)
+        return f"Target({self.kind}, {v})"
 
     def score(self,
               logits:Tensor, # model output [B,C]
              )->Tensor: # [B]
-        "Per-sample scalar to differentiate: the target logit, the sum of positive logits, or `fn(logits)`"
-        if self.kind == 'index': return logits.gather(1, self.value[:, None].to(logits.device))[:, 0]
+        "Per-sample score to differentiate: target logit, sum of positive logits, or `fn(logits)`"
+        if self.kind == 'index':
+            return logits.gather(1, self.value[:, None].to(logits.device))[:, 0]
         if self.kind == 'multi': return (logits * self.value.to(logits)).sum(1)
         s = self.value(logits)
         if not isinstance(s, Tensor) or s.shape != logits.shape[:1]:
-            raise ValueError(f"a callable target must return one score per sample (shape [{logits.shape[0]}]), "
-                             f"got {getattr(s, 'shape', type(s))}")
+            raise ValueError("a callable target must return one score per sample "
+                             f"(shape [{logits.shape[0]}]), got {getattr(s, 'shape', type(s))}")
         return s
 
 # %% ../nbs/00_core.ipynb #db06e4a7
-def resolve_target(target:Union[None, int, Tensor, Callable], # any of the forms above; None: predicted class
+def resolve_target(target:Union[None, int, Tensor, Callable], # a form above; None: predicted class
                    logits:Tensor, # the model's output [B,C] for the batch
                   )->Target:
-    "Resolve `target` (None/int/LongTensor[B]/multi-hot[B,C]/callable) against `logits` [B,C], with clear errors"
-    if logits.ndim != 2: raise ValueError(f"expected model output of shape [B,C] (logits), got {tuple(logits.shape)}")
+    "Resolve `target` against `logits` [B,C] into a `Target`, with clear errors"
+    if logits.ndim != 2:
+        raise ValueError("expected model output of shape [B,C] (logits), "
+                         f"got {tuple(logits.shape)}")
     B, C = logits.shape
     if callable(target) and not isinstance(target, Tensor): return Target('fn', target)
     if target is None: return Target('index', logits.detach().argmax(1))
-    if isinstance(target, bool): raise TypeError("`target` must be None, an int, a tensor or a callable, got a bool")
-    if isinstance(target, int): target = torch.full((B,), target, dtype=torch.long, device=logits.device)
+    if isinstance(target, bool):
+        raise TypeError("`target` must be None, an int, a tensor or a callable, got a bool")
+    if isinstance(target, int):
+        target = torch.full((B,), target, dtype=torch.long, device=logits.device)
     elif isinstance(target, (list, tuple)): target = torch.as_tensor(target, device=logits.device)
     if not isinstance(target, Tensor):
-        raise TypeError(f"`target` must be None, an int, a LongTensor [B], a multi-hot tensor [B,C] or a callable, got {type(target).__name__}")
+        raise TypeError("`target` must be None, an int, a LongTensor [B], a multi-hot tensor [B,C] "
+                        f"or a callable, got {type(target).__name__}")
     target = plain(target).to(logits.device)
     if target.ndim == 0: target = target.expand(B)
     if target.shape[0] != B:
-        raise ValueError(f"`target` has {target.shape[0]} entries but the batch has {B} images; give one target per image "
-                         "(or an int for all of them)")
+        raise ValueError(f"`target` has {target.shape[0]} entries but the batch has {B} images; "
+                         "give one target per image (or an int for all of them)")
     if target.ndim == 2:
-        if target.shape[1] != C: raise ValueError(f"multi-hot `target` has {target.shape[1]} classes, the model outputs {C}")
+        if target.shape[1] != C:
+            raise ValueError(f"multi-hot `target` has {target.shape[1]} classes, "
+                             f"the model outputs {C}")
         return Target('multi', target.float())
-    if target.ndim != 1: raise ValueError(f"`target` must be [B] class indices or [B,C] multi-hot, got shape {tuple(target.shape)}")
+    if target.ndim != 1:
+        raise ValueError("`target` must be [B] class indices or [B,C] multi-hot, "
+                         f"got shape {tuple(target.shape)}")
     if target.is_floating_point():
-        if not torch.equal(target, target.round()): raise TypeError("class-index `target` must be integer (LongTensor)")
+        if not torch.equal(target, target.round()):
+            raise TypeError("class-index `target` must be integer (LongTensor)")
         target = target.long()
     if (target < 0).any() or (target >= C).any():
-        raise ValueError(f"`target` values must lie in [0, {C-1}] for a model with {C} outputs, got min {int(target.min())}, max {int(target.max())}")
+        raise ValueError(f"`target` values must lie in [0, {C-1}] for a model with {C} outputs, "
+                         f"got min {int(target.min())}, max {int(target.max())}")
     return Target('index', target.long())
 
 # %% ../nbs/00_core.ipynb #5bdfa928
 def expand_multi(x:Tensor, # images [B,C,H,W]
                  t:Target, # a resolved target; only a 'multi' one is expanded
                 )->tuple: # (rows of `x`, their index `Target`, the source image of each row)
-    "For a 'multi' target: rows of `x` repeated per positive class, their class indices, and the source image index"
+    "One row of `x` per (image, positive class) of a 'multi' target, with an index `Target`"
     if t.kind != 'multi': return x, t, torch.arange(x.shape[0], device=x.device)
     img, cls = (t.value > 0).nonzero(as_tuple=True)
-    if len(img) == 0: raise ValueError("multi-hot `target` has no positive class in any image; nothing to explain")
+    if len(img) == 0:
+        raise ValueError("multi-hot `target` has no positive class in any image; "
+                         "nothing to explain")
     return x[img], Target('index', cls), img
 
 # %% ../nbs/00_core.ipynb #3178c311
 def per_sample_loss(logits:Tensor, # model output [B,C]
                     y:Tensor, # class indices [B] or multi-hot targets [B,C]
                    )->Tensor: # one loss per sample [B]
-    "Per-sample loss [B]: cross-entropy for class indices [B], BCE-with-logits summed over classes for multi-hot [B,C]"
+    "Per-sample cross-entropy (class indices [B]) or summed BCE-with-logits (multi-hot [B,C])"
     logits, y = plain(logits).float(), plain(y)
-    if y.ndim == 2: return nn.functional.binary_cross_entropy_with_logits(logits, y.to(logits), reduction='none').sum(1)
+    if y.ndim == 2:
+        bce = nn.functional.binary_cross_entropy_with_logits(logits, y.to(logits), reduction='none')
+        return bce.sum(1)
     return nn.functional.cross_entropy(logits, y.long(), reduction='none')
+
+# %% ../nbs/00_core.ipynb #acb4fa6a
+def correctness(logits:Tensor, # model output [B,C]
+                y:Tensor, # labels [B] or multi-hot [B,C]
+               )->Tensor: # float [B] in [0,1]
+    "1/0 per image for class indices; multi-hot: the fraction of labels right (logit > 0)"
+    if y.ndim == 2: return ((logits > 0).to(y.dtype) == y).float().mean(1)
+    return (logits.argmax(1) == y).float()
 
 # %% ../nbs/00_core.ipynb #8fa77a21
 class InputSpace:
     "Pixel space [0,1] <-> model space (`(x-mean)/std`); identity when built without mean/std"
     def __init__(self,
-                 mean:Union[float, Sequence[float], Tensor, None]=None, # per-channel mean, pixel units; None: identity
+                 mean:Union[float, Sequence[float], Tensor, None]=None, # per-channel mean; None: identity
                  std:Union[float, Sequence[float], Tensor, None]=None, # per-channel std (> 0); None: identity
                 ):
-        if (mean is None) != (std is None): raise ValueError("give both `mean` and `std`, or neither (identity space)")
+        if (mean is None) != (std is None):
+            raise ValueError("give both `mean` and `std`, or neither (identity space)")
         if mean is not None:
-            mean, std = (torch.as_tensor(plain(o), dtype=torch.float32).flatten() for o in (mean, std))
-            if mean.shape != std.shape: raise ValueError(f"`mean` {tuple(mean.shape)} and `std` {tuple(std.shape)} differ in length")
+            mean, std = (torch.as_tensor(plain(o), dtype=torch.float32).flatten()
+                         for o in (mean, std))
+            if mean.shape != std.shape:
+                raise ValueError(f"`mean` {tuple(mean.shape)} and `std` {tuple(std.shape)} "
+                                 "differ in length")
             if (std <= 0).any(): raise ValueError(f"`std` must be > 0, got {std.tolist()}")
             mean, std = mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1)
         self.mean, self.std = mean, std
@@ -161,24 +255,31 @@ class InputSpace:
 
     @classmethod
     def from_dls(cls,
-                 dls:Union[DataLoaders, DataLoader], # the data; the (training) loader's `after_batch` is read
-                 required:bool=False, # raise when there is no `Normalize` instead of giving the identity
+                 dls:Union[DataLoaders, DataLoader], # read: the (training) loader's `after_batch`
+                 required:bool=False, # no `Normalize`: raise instead of giving the identity
                 )->InputSpace:
-        "Space read from fastai's `Normalize` in `dls.after_batch` (identity if none, or an error if `required`)"
-        # a single DataLoader carries its own transforms (its `.train` would reach through to the dataset's split)
+        "Read from the `Normalize` in `dls.after_batch`: identity if none (an error if `required`)"
+        # a single DataLoader carries its own transforms (its `.train` would reach through to the
+        # dataset's split)
         dl = dls.train if isinstance(dls, DataLoaders) else dls
         tfms = getattr(getattr(dl, 'after_batch', None), 'fs', [])
         norms = [t for t in tfms if isinstance(t, Normalize)]
         if not norms:
-            if required: raise ValueError("this DataLoaders has no `Normalize` in `after_batch`; add "
-                                          "`batch_tfms=Normalize.from_stats(mean, std)` or pass `InputSpace(mean, std)` yourself")
+            if required:
+                raise ValueError("this DataLoaders has no `Normalize` in `after_batch`; add "
+                                 "`batch_tfms=Normalize.from_stats(mean, std)` "
+                                 "or pass `InputSpace(mean, std)` yourself")
             return cls()
         n = norms[-1]
         return cls(n.mean, n.std)
 
-    def _ms(self, x):
+    def stats(self,
+              x:Tensor, # images [B,C,H,W] the statistics will be applied to
+             )->tuple: # (mean, std), each [1,C,1,1] on `x`'s device and dtype
+        "The normalization statistics for `x`, checked against its channels"
         if self.mean.shape[1] not in (1, x.shape[1]):
-            raise ValueError(f"InputSpace has {self.mean.shape[1]} channels, the images have {x.shape[1]}")
+            raise ValueError(f"InputSpace has {self.mean.shape[1]} channels, "
+                             f"the images have {x.shape[1]}")
         return self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
 
     def to_pixel(self,
@@ -186,43 +287,49 @@ class InputSpace:
                 )->Tensor: # the same images in pixel space
         "Model-space tensor -> pixel space"
         if self.is_identity: return x
-        m, s = self._ms(x); return x * s + m
+        m, s = self.stats(x)
+        return x * s + m
 
     def to_model(self,
                  x:Tensor, # images [B,C,H,W] in pixel space [0,1]
                 )->Tensor: # the same images in model space
         "Pixel-space tensor -> model space"
         if self.is_identity: return x
-        m, s = self._ms(x); return (x - m) / s
+        m, s = self.stats(x)
+        return (x - m) / s
 
     def __repr__(self):
         if self.is_identity: return "InputSpace(identity)"
-        return f"InputSpace(mean={[round(v,4) for v in self.mean.flatten().tolist()]}, std={[round(v,4) for v in self.std.flatten().tolist()]})"
+        mean, std = ([round(v,4) for v in o.flatten().tolist()] for o in (self.mean, self.std))
+        return f"InputSpace(mean={mean}, std={std})"
 
 # %% ../nbs/00_core.ipynb #695abcf8
-def as_space(space:Union[InputSpace, DataLoaders, Learner, None], # None: identity; else read from its `Normalize`
+def as_space(space:Union[InputSpace, DataLoaders, Learner, None], # None: identity; else its `Normalize`
             )->InputSpace:
-    "`space` as an `InputSpace`: None -> identity, a `DataLoaders`/`Learner` -> read from its `Normalize`"
+    "`space` as an `InputSpace`: None -> identity, a `DataLoaders`/`Learner` -> its `Normalize`"
     if space is None: return InputSpace()
     if isinstance(space, InputSpace): return space
     if hasattr(space, 'dls'): return InputSpace.from_dls(space.dls)
     if hasattr(space, 'after_batch') or hasattr(space, 'train'): return InputSpace.from_dls(space)
-    raise TypeError(f"`space` must be an InputSpace, a DataLoaders, a Learner or None, got {type(space).__name__}")
+    raise TypeError("`space` must be an InputSpace, a DataLoaders, a Learner or None, "
+                    f"got {type(space).__name__}")
 
 # %% ../nbs/00_core.ipynb #b33cece3
-_hook_dicts = ('_forward_hooks', '_forward_pre_hooks', '_backward_hooks', '_backward_pre_hooks', '_forward_hooks_with_kwargs',
-               '_forward_pre_hooks_with_kwargs', '_forward_hooks_always_called', '_state_dict_hooks', '_load_state_dict_pre_hooks')
+_hook_dicts = ('_forward_hooks', '_forward_pre_hooks', '_backward_hooks', '_backward_pre_hooks',
+               '_forward_hooks_with_kwargs', '_forward_pre_hooks_with_kwargs',
+               '_forward_hooks_always_called', '_state_dict_hooks', '_load_state_dict_pre_hooks')
 
 @contextlib.contextmanager
 def preserve_state(model:nn.Module, # the model to give back as it was found
                   ):
-    "Restore `training` flags, `requires_grad`, `.grad` and hook dicts of `model` on exit, also after an exception"
+    "Restore `model`'s `training`, `requires_grad`, `.grad` and hooks on exit, even on an exception"
     mods = list(model.modules())
     params = list(model.parameters())
     training = [m.training for m in mods]
     req = [p.requires_grad for p in params]
     grads = [p.grad for p in params]
-    hooks = [{k: dict(getattr(m, k)) for k in _hook_dicts if isinstance(getattr(m, k, None), dict)} for m in mods]
+    hooks = [{k: dict(getattr(m, k)) for k in _hook_dicts if isinstance(getattr(m, k, None), dict)}
+             for m in mods]
     phooks = [dict(p._backward_hooks) if p._backward_hooks is not None else None for p in params]
     for p in params: p.grad = None
     try: yield model
@@ -231,34 +338,93 @@ def preserve_state(model:nn.Module, # the model to give back as it was found
             m.training = t
             for k, d in h.items():
                 cur = getattr(m, k)
-                if cur.keys() != d.keys(): cur.clear(); cur.update(d)
+                if cur.keys() != d.keys():
+                    cur.clear()
+                    cur.update(d)
         for p, r, g, ph in zip(params, req, grads, phooks):
             p.requires_grad_(r)
             p.grad = g
             if ph is None: p._backward_hooks = None
-            elif p._backward_hooks.keys() != ph.keys(): p._backward_hooks.clear(); p._backward_hooks.update(ph)
+            elif p._backward_hooks.keys() != ph.keys():
+                p._backward_hooks.clear()
+                p._backward_hooks.update(ph)
 
 # %% ../nbs/00_core.ipynb #23b39642
 def set_bn_eval(model:nn.Module, # the model, changed in place
-                bn_eval:bool=True, # BatchNorm in eval mode too; False keeps BatchNorm layers as they are
+                bn_eval:bool=True, # BatchNorm in eval mode too; False: BatchNorm stays as it is
                )->nn.Module:
-    "Put `model` in eval mode; with `bn_eval=False` keep BatchNorm layers in their current (train) mode. Use inside `preserve_state`"
+    "Put `model` in eval mode (BatchNorm too unless `bn_eval=False`); use inside `preserve_state`"
     if bn_eval: return model.eval()
     for m in model.modules():
-        # set the flag per module: `m.eval()` on a container would recurse into its BatchNorm children
+        # per module: `m.eval()` on a container would recurse into its BatchNorm children
         if not isinstance(m, nn.modules.batchnorm._BatchNorm): m.training = False
     return model
+
+# %% ../nbs/00_core.ipynb #d0a4a3de
+@contextlib.contextmanager
+def frozen(model:nn.Module, # the model to take input gradients through
+           bn_eval:bool=True, # BatchNorm in eval mode too; False: BatchNorm keeps its mode
+          ):
+    "`model` in eval mode with parameters that need no gradient, gradients on; all restored on exit"
+    with preserve_state(model), torch.enable_grad():
+        set_bn_eval(model, bn_eval)
+        for p in model.parameters(): p.requires_grad_(False)   # input gradients only: no weight work
+        yield model
 
 # %% ../nbs/00_core.ipynb #a1e00fa8
 def _state(model):
     "Snapshot of the state `preserve_state` guards (for tests)"
     return ([m.training for m in model.modules()], [p.requires_grad for p in model.parameters()],
             [None if p.grad is None else p.grad.clone() for p in model.parameters()],
-            [sorted(getattr(m, k).keys()) for m in model.modules() for k in _hook_dicts if isinstance(getattr(m, k, None), dict)])
+            [sorted(getattr(m, k).keys()) for m in model.modules() for k in _hook_dicts
+             if isinstance(getattr(m, k, None), dict)])
 
 def _same_state(a, b):
     return (a[0] == b[0] and a[1] == b[1] and a[3] == b[3] and
-            all((g is None and h is None) or (g is not None and h is not None and torch.equal(g, h)) for g, h in zip(a[2], b[2])))
+            all((g is None and h is None) or (g is not None and h is not None and torch.equal(g, h))
+                for g, h in zip(a[2], b[2])))
+
+# %% ../nbs/00_core.ipynb #9f0aa87f
+def predicted_class(model:nn.Module, # the classifier, in model space
+                    x:Tensor, # images [B,C,H,W] in model space
+                   )->Tensor: # class indices [B]
+    "The class `model` predicts for each image (eval mode, no gradients; the model's state preserved)"
+    with preserve_state(model), torch.no_grad(): return plain(model.eval()(x)).argmax(1)
+
+# %% ../nbs/00_core.ipynb #acb93a24
+def unwrap_model(model:nn.Module, # a model, possibly in `DistributedDataParallel` or `DataParallel`
+                )->nn.Module:
+    "The module inside a `DistributedDataParallel`/`DataParallel` wrapper, else `model`"
+    wrappers = (nn.parallel.DistributedDataParallel, nn.DataParallel)
+    return model.module if isinstance(model, wrappers) else model
+
+def amp_scale(x:Tensor, # the input, on the device whose autocast state counts
+             )->float:
+    "Loss scale for input gradients under fp16 autocast (they underflow otherwise); 1 in fp32 and bf16"
+    dt = x.device.type
+    fp16 = torch.is_autocast_enabled(dt) and torch.get_autocast_dtype(dt) == torch.float16
+    return 2.**12 if fp16 else 1.
+
+# %% ../nbs/00_core.ipynb #92f6fc64
+def row_norm(t:Tensor, # a batch [B,...]
+            )->Tensor: # [B,1,...,1]
+    "L2 norm of each sample of `t`, shaped to broadcast against it"
+    return t.flatten(1).norm(dim=1).view(-1, *[1] * (t.ndim - 1))
+
+def avg_ranks(v:Tensor, # values [B,N]
+             )->Tensor: # float64 ranks [B,N]
+    "Ranks 1..N along dim 1, ties given their average rank (as `scipy.stats.rankdata`), batched"
+    B, N = v.shape
+    s, order = v.sort(dim=1, stable=True)
+    idx = torch.arange(N, device=v.device).expand(B, N)
+    new = torch.ones_like(s, dtype=torch.bool)
+    new[:, 1:] = s[:, 1:] != s[:, :-1]
+    end = torch.ones_like(new)
+    end[:, :-1] = new[:, 1:]
+    first = torch.where(new, idx, torch.zeros_like(idx)).cummax(1).values
+    last = torch.where(end, idx, torch.full_like(idx, N)).flip(1).cummin(1).values.flip(1)
+    r = (first + last).double() / 2 + 1
+    return torch.empty_like(r).scatter_(1, order, r)
 
 # %% ../nbs/00_core.ipynb #74182057
 def small_cnn(n_in:int=3, # input channels
@@ -275,53 +441,66 @@ def small_cnn(n_in:int=3, # input channels
         if bn: layers.append(nn.BatchNorm2d(co))
         layers.append(nn.ReLU(inplace=True))
         c = co
-    return nn.Sequential(nn.Sequential(*layers), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n_out))
+    return nn.Sequential(nn.Sequential(*layers), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(c, n_out))
 
 # %% ../nbs/00_core.ipynb #30307c85
-_FOLD_CACHE = weakref.WeakKeyDictionary()
-_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
 class _FoldedConv(nn.Module):
-    "`conv` then eval-mode `bn` as one convolution; `refresh` recomputes the folded weight and bias from both"
-    def __init__(self, conv, bn): super().__init__(); self.conv, self.bn, self.w, self.b = conv, bn, None, None
+    "`conv` then eval-mode `bn` as one convolution; `refresh` recomputes its weight and bias"
+    def __init__(self, conv, bn):
+        super().__init__()
+        self.conv, self.bn, self.w, self.b = conv, bn, None, None
+
     @torch.no_grad()
     def refresh(self):
         conv, bn = self.conv, self.bn
-        # computed in at least fp32 and cast to the conv's dtype: a bf16/fp16 model gets one rounding, not five
-        dt = conv.weight.dtype; ct = torch.promote_types(dt, torch.float32)
+        # computed in at least fp32, then cast to the conv's dtype: a bf16/fp16 model gets one
+        # rounding, not five
+        dt = conv.weight.dtype
+        ct = torch.promote_types(dt, torch.float32)
         s = (bn.running_var.to(ct) + bn.eps).rsqrt()
         if bn.weight is not None: s = s * bn.weight.to(ct)
         b = -bn.running_mean.to(ct) * s + (bn.bias.to(ct) if bn.bias is not None else 0)
         if conv.bias is not None: b = b + conv.bias.to(ct) * s
-        self.w, self.b = (conv.weight.to(ct) * s.view(-1, *[1] * (conv.weight.ndim - 1))).to(dt), b.to(dt)
+        w = conv.weight.to(ct) * s.view(-1, *[1] * (conv.weight.ndim - 1))
+        self.w, self.b = w.to(dt), b.to(dt)
+
     def forward(self, x): return self.conv._conv_forward(x, self.w, self.b)
 
+# %% ../nbs/00_core.ipynb #4b28d5e9
 def _hooked(m): return bool(m._forward_hooks or m._forward_pre_hooks)
 
 def _fold_signature(model):
-    "What a traced graph depends on: the module objects, their types, train/eval flags and whether they carry hooks"
+    "What a traced graph depends on: the modules, their types, train/eval flags and hooks"
     return tuple((id(m), type(m), m.training, _hooked(m)) for m in model.modules())
 
-# containers whose forward code is known to compute and nothing else: tracing runs through these only
+# %% ../nbs/00_core.ipynb #9b9cf108
+# containers whose forward code is known to compute and nothing else: tracing runs through these
+# only
 _TRUSTED = ('torch.nn.', 'torchvision.', 'timm.', 'fastai.', 'robust_saliency.')
 def _trusted(m): return type(m).__module__.startswith(_TRUSTED)
 
 class _Tracer(torch.fx.Tracer):
-    "Traces into trusted containers only; every other module (and every hooked one) stays a call: its code and hooks run"
+    "Traces into trusted containers only: other and hooked modules stay calls (code and hooks run)"
     def is_leaf_module(self, m, qualname):
-        return (super().is_leaf_module(m, qualname) or next(m.children(), None) is None or _hooked(m)
-                or not _trusted(m))
+        return (super().is_leaf_module(m, qualname) or next(m.children(), None) is None
+                or _hooked(m) or not _trusted(m))
+
+# %% ../nbs/00_core.ipynb #fb5d4ccd
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 def _trace_folded(model):
-    "Traced `model` sharing its modules, each conv->eval-BatchNorm pair replaced by a `_FoldedConv`; None if none"
-    # trace a copy: tracing runs the containers' forward code, whose side effects (attributes set, counters) must not
-    # land on the user's model; the graph then calls the user's own modules by name
+    "Traced `model` sharing its modules, conv->eval-BatchNorm pairs as `_FoldedConv`s; None if none"
+    # trace a copy: tracing runs the containers' forward code, whose side effects (attributes set,
+    # counters) must not land on the user's model; the graph then calls the user's own modules by
+    # name
     gm = torch.fx.GraphModule(model, _Tracer().trace(_deepcopy(model)))
     folded = []
     for n in list(gm.graph.nodes):
         if n.op != 'call_module': continue
         bn = gm.get_submodule(n.target)
-        if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.training or bn.running_var is None: continue
+        eval_bn = isinstance(bn, nn.modules.batchnorm._BatchNorm) and not bn.training
+        if not eval_bn or bn.running_var is None: continue
         p = n.args[0]
         if not (isinstance(p, torch.fx.Node) and p.op == 'call_module' and len(p.users) == 1
                 and type(gm.get_submodule(p.target)) in _CONVS): continue
@@ -333,60 +512,101 @@ def _trace_folded(model):
         gm.graph.erase_node(n)
         folded.append(f)
     if not folded: return None, []
-    gm.graph.lint(); gm.recompile()
+    gm.graph.lint()
+    gm.recompile()
     return gm, folded
 
+# %% ../nbs/00_core.ipynb #e909b56c
+@dataclasses.dataclass
+class _Fold:
+    "What `fold_bn` knows of a model: its signature, traced graph and folded convs, check state"
+    sig: tuple
+    gm: Optional[nn.Module] = None    # the traced graph; None: not traced yet, or not usable
+    folded: Optional[list] = None     # its `_FoldedConv`s; None: not traced yet
+    checked: bool = False             # the graph reproduced the model on a real batch
+    fails: int = 0                    # times the graph raised where the model did not
+
+_FOLD_CACHE = weakref.WeakKeyDictionary()
+
 def fold_bn(model:nn.Module, # the model, in its current train/eval modes
-            x:Optional[Tensor]=None, # a batch to check the traced graph on (a graph is used only once checked)
+            x:Optional[Tensor]=None, # a batch to check the traced graph on, before any use
            )->nn.Module: # what `model` computes; `model` itself when nothing folds
-    "`model` with eval-mode BatchNorm folded into the conv before it (same function, cheaper passes); `model` if nothing folds"
-    # the model's own forward is always traced: only when it is a trusted container without hooks on it
+    "`model` with each eval-mode BatchNorm folded into the conv before it (same function, cheaper)"
+    # the model's own forward is always traced: only a trusted container without hooks on it
     if _hooked(model) or not _trusted(model): return model
     sig = _fold_signature(model)
     ent = _FOLD_CACHE.get(model)
     if ent is None:
-        # first sight: a model met once (a per-call wrapper, a copy in a sanity test) never pays for tracing
-        _FOLD_CACHE[model] = [sig, None, None, False, 0]; return model
-    if ent[0] != sig or ent[2] is None:
+        # first sight: a model met once (a per-call wrapper, a sanity test's copy) is never traced
+        _FOLD_CACHE[model] = _Fold(sig)
+        return model
+    if ent.sig != sig or ent.folded is None:
+        # not traceable (e.g. data-dependent control flow): the model itself
         try: gm, folded = _trace_folded(model)
-        except Exception: gm, folded = None, []   # not traceable (e.g. data-dependent control flow): the model itself
-        ent = _FOLD_CACHE[model] = [sig, gm, folded, False, 0]
-    _, gm, folded, checked, _ = ent
+        except Exception: gm, folded = None, []
+        ent = _FOLD_CACHE[model] = _Fold(sig, gm, folded)
+    gm = ent.gm
     if gm is None: return model
-    for f in folded: f.refresh()
-    if not checked:
-        if x is None: return model             # a graph is only used once it has been checked on a real batch
-        # tracing freezes Python-level branches: the graph must reproduce the model (same random state for dropout)
-        # checked in the model's own precision (a bf16 model takes bf16 inputs), outside any autocast
+    for f in ent.folded: f.refresh()
+    if not ent.checked:
+        if x is None: return model             # a graph is used only once checked on a real batch
+        # tracing freezes Python-level branches: the graph must reproduce the model (with the same
+        # random state, for dropout), checked in the model's own precision (a bf16 model takes bf16
+        # inputs) and outside any autocast
         dt = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
         x = x.to(dt)
         with (torch.no_grad(), torch.autocast(x.device.type, enabled=False),
               torch.random.fork_rng(devices=[x.device] if x.is_cuda else [])):
-            # the model's own errors propagate (its real pass would raise them too) and leave the graph unchecked
-            torch.manual_seed(0); ref = model(x)                # the whole batch: wrappers may hold per-batch tensors
-            try: torch.manual_seed(0); got = gm(x)
+            # the model's own errors propagate (its real pass would raise them too) and leave the
+            # graph unchecked; on the whole batch, as wrappers may hold per-batch tensors
+            torch.manual_seed(0)
+            ref = model(x)
+            try:
+                torch.manual_seed(0)
+                got = gm(x)
             except Exception:
-                # the graph raised where the model did not: a stateful module may have done it, so try again next
-                # time, twice; after that the model runs as it is
-                ent[4] += 1
-                if ent[4] >= 3: ent[1], ent[2] = None, []
+                # the graph raised where the model did not: a stateful module may have done it, so
+                # try again next time, twice; after that the model runs as it is
+                ent.fails += 1
+                if ent.fails >= 3: ent.gm, ent.folded = None, []
                 return model
-        tol = max(1e-3, 16 * torch.finfo(dt).eps)   # fp32 1e-3; fp16 0.016, bf16 0.125: rounding, not a different function
+        # fp32 1e-3; fp16 0.016, bf16 0.125: rounding, not a different function
+        tol = max(1e-3, 16 * torch.finfo(dt).eps)
         ok = (isinstance(ref, Tensor) and isinstance(got, Tensor) and ref.shape == got.shape and
-              torch.allclose(got.float(), ref.float(), rtol=tol, atol=tol * ref.float().abs().max().item() + 1e-5))
-        if not ok: ent[1], ent[2] = None, []; return model   # a different function: never folded
-        ent[3] = True
+              torch.allclose(got.float(), ref.float(), rtol=tol,
+                             atol=tol * ref.float().abs().max().item() + 1e-5))
+        if not ok:                             # a different function: never folded
+            ent.gm, ent.folded = None, []
+            return model
+        ent.checked = True
     return gm
 
+# %% ../nbs/00_core.ipynb #e651cf57
+class DetachCleanup:
+    "Mixin: `detach_cleanup(learn)` runs when the callback leaves its Learner, also after a fit that raised"
+    def detach_cleanup(self,
+                       learn:Learner, # the Learner this callback is leaving
+                      ):
+        "What to undo on `learn` (nothing here; subclasses say)"
+
+    def __setattr__(self, k, v):
+        # fastai detaches a callback by setting `learn = None` (`remove_cb`, which `fit(cbs=...)` calls even
+        # when the fit raised); no event fires then, so this is the one place to see it
+        if k == 'learn':
+            old = self.__dict__.get('learn')
+            if old is not None and v is not old: self.detach_cleanup(old)
+        super().__setattr__(k, v)
+
 # %% ../nbs/00_core.ipynb #c84a6bb1
-class FitColumns:
-    "Mixin for callbacks that add Recorder columns (metrics) for one fit, safe against fits that raise"
+class FitColumns(DetachCleanup):
+    "Mixin for callbacks adding Recorder columns (metrics) for one fit, safe when a fit raises"
     def add_columns(self,
                     cols:list, # fastai metrics (e.g. `ValueMetric`s) to show during this fit
                    ):
         "Append `cols` to `learn.metrics`, first dropping columns left by an interrupted fit"
         for m in cols: m._rs_owner = self
-        self.learn.metrics = [m for m in self.learn.metrics if not self._stale_column(m)] + list(cols)
+        kept = [m for m in self.learn.metrics if not self._stale_column(m)]
+        self.learn.metrics = kept + list(cols)
 
     def _stale_column(self, m):
         o = getattr(m, '_rs_owner', None)
@@ -403,12 +623,5 @@ class FitColumns:
     def detach_cleanup(self,
                        learn:Learner, # the Learner this callback is leaving
                       ):
-        "What to undo on `learn` when this callback leaves it (columns; subclasses add their per-fit state)"
+        "What to undo when leaving `learn`: the columns (subclasses add their per-fit state)"
         self.drop_columns(learn)
-
-    def __setattr__(self, k, v):
-        # fastai detaches a callback by setting `learn = None`, also after a `fit(cbs=...)` that raised
-        if k == 'learn':
-            old = self.__dict__.get('learn')
-            if old is not None and v is not old: self.detach_cleanup(old)
-        super().__setattr__(k, v)

@@ -17,8 +17,8 @@ from fastcore.basics import store_attr
 from fastcore.meta import delegates
 from fastai.torch_core import TensorImage, TensorCategory
 from fastai.data.core import Datasets, DataLoaders, TfmdDL
-from fastai.data.transforms import Transform, Categorize, MultiCategorize, OneHotEncode, IntToFloatTensor, Normalize
-from fastai.data.transforms import ToTensor
+from fastai.data.transforms import Transform, Categorize, MultiCategorize, OneHotEncode
+from fastai.data.transforms import IntToFloatTensor, Normalize, ToTensor
 from fastai.vision.core import PILImage, imagenet_stats
 from fastai.vision.augment import Resize, CropPad
 from .core import plain
@@ -31,16 +31,17 @@ __all__ = ['LESION_CLASSES', 'ARTEFACTS', 'CHEST_CLASSES', 'HAM_CLASSES', 'DERMA
 # %% ../nbs/01_data.ipynb #63d9061f
 class SynthData:
     "Images and their ground truth; `d[idx]` selects a subset, fields that are None stay None"
-    _fields = ('images', 'labels', 'lesion_mask', 'disc_mask', 'masks', 'boxes', 'artefacts', 'items')
+    _fields = ('images', 'labels', 'lesion_mask', 'disc_mask', 'masks', 'boxes', 'artefacts',
+               'items')
     def __init__(self,
                  classes:list, # class names, in label order
                  images:Optional[Tensor]=None, # float images [N,C,H,W] in [0,1]
-                 labels:Optional[Tensor]=None, # class indices [N], or multi-hot floats [N,len(classes)]
+                 labels:Optional[Tensor]=None, # class indices [N], or multi-hot [N,len(classes)]
                  lesion_mask:Optional[Tensor]=None, # boolean lesion masks [N,1,H,W]
-                 disc_mask:Optional[Tensor]=None, # boolean masks [N,1,H,W] of the region that decides the label
-                 masks:Optional[Tensor]=None, # boolean masks [N,len(classes),1,H,W], one per finding
-                 boxes:Optional[Tensor]=None, # boxes (x0,y0,x1,y1 in pixels) [N,4] or [N,len(classes),4]; NaN: none
-                 artefacts:Optional[Tensor]=None, # booleans [N,len(artefacts)]: which artefacts each image shows
+                 disc_mask:Optional[Tensor]=None, # boolean [N,1,H,W]: the region deciding the label
+                 masks:Optional[Tensor]=None, # boolean [N,len(classes),1,H,W], one mask per finding
+                 boxes:Optional[Tensor]=None, # x0,y0,x1,y1 px [N,4] or [N,len(classes),4]; NaN: none
+                 artefacts:Optional[Tensor]=None, # bool [N,len(artefacts)]: each image's artefacts
                  items:Optional[list]=None, # the image file of each row (real-format loaders)
                 ): store_attr()
     def __len__(self): return len(self.labels)
@@ -52,12 +53,13 @@ class SynthData:
             return [v[i] for i in torch.as_tensor(idx).tolist()]
         return SynthData(self.classes, **{k: sel(getattr(self, k)) for k in self._fields})
     def __repr__(self):
-        shp = {k: tuple(getattr(self, k).shape) for k in self._fields if isinstance(getattr(self, k), Tensor)}
+        shp = {k: tuple(getattr(self, k).shape) for k in self._fields
+               if isinstance(getattr(self, k), Tensor)}
         return f"SynthData(n={len(self)}, classes={self.classes}, {shp})"
 
 # %% ../nbs/01_data.ipynb #be9be33d
 def mask_boxes(masks:Tensor, # boolean masks [...,H,W]
-              )->Tensor: # boxes [...,4]: x0,y0,x1,y1 in pixels (x1, y1 exclusive); NaN for an empty mask
+              )->Tensor: # boxes [...,4]: x0,y0,x1,y1 in pixels (x1, y1 exclusive); NaN if empty
     "Bounding boxes of boolean masks"
     rows, cols = masks.any(-1), masks.any(-2)
     H, W = masks.shape[-2:]
@@ -65,25 +67,25 @@ def mask_boxes(masks:Tensor, # boolean masks [...,H,W]
         lo = a.float().argmax(-1).float()
         hi = n - a.flip(-1).float().argmax(-1).float()
         return lo, hi
-    y0, y1 = span(rows, H); x0, x1 = span(cols, W)
+    y0, y1 = span(rows, H)
+    x0, x1 = span(cols, W)
     b = torch.stack([x0, y0, x1, y1], -1)
     return b.masked_fill(~rows.any(-1)[..., None], float('nan'))
 
 # %% ../nbs/01_data.ipynb #850b118a
 LESION_CLASSES = ['benign', 'malignant']
 ARTEFACTS = ('hair', 'ruler', 'vignette', 'ink')
-_PALETTE = torch.tensor([[0.16, 0.09, 0.07], [0.30, 0.38, 0.52], [0.74, 0.30, 0.30], [0.82, 0.66, 0.54]])
+_PALETTE = torch.tensor([[0.16, 0.09, 0.07], [0.30, 0.38, 0.52],
+                         [0.74, 0.30, 0.30], [0.82, 0.66, 0.54]])
 
-def _grid(S):
-    c = (torch.arange(S, dtype=torch.float32) + 0.5) / S * 2 - 1
-    return c[None, None, :].expand(1, S, S), c[None, :, None].expand(1, S, S)   # x (columns), y (rows), in [-1,1]
-
+# %% ../nbs/01_data.ipynb #5471c620
 _BLOCK = 256   # images whose random draws are made together; `chunk` only splits their rendering
 
 class _Draws:
-    "Random draws for one block of `n` images: each draw is made for the whole block on first use, then sliced per chunk"
-    # the k-th draw of every chunk is the k-th draw of the block, so an image's numbers do not depend on how the block is
-    # chunked, and a block rendered in one chunk draws exactly what one `torch.Generator` call per quantity would
+    "Draws for a block of `n` images: each made for the whole block on first use, sliced per chunk"
+    # the k-th draw of every chunk is the k-th draw of the block, so an image's numbers do not
+    # depend on how the block is chunked, and a block rendered in one chunk draws exactly what one
+    # `torch.Generator` call per quantity would
     def __init__(self, g, n): self.g, self.n, self.cache, self.k, self.sl = g, n, [], 0, slice(0, n)
     def chunk(self, i0, i1): self.k, self.sl = 0, slice(i0, min(i1, self.n))
     def _get(self, f, shape):
@@ -92,23 +94,35 @@ class _Draws:
         return self.cache[self.k - 1][self.sl]
     def rand(self, *shape): return self._get(lambda s: torch.rand(*s, generator=self.g), shape)
     def randn(self, *shape): return self._get(lambda s: torch.randn(*s, generator=self.g), shape)
-    def randint(self, lo, hi, shape): return self._get(lambda s: torch.randint(lo, hi, s, generator=self.g), shape)
+    def randint(self, lo, hi, shape):
+        return self._get(lambda s: torch.randint(lo, hi, s, generator=self.g), shape)
 
 def _render(g, labels, chunk, f, *args):
-    "Render `f(draws, labels_chunk, *args)` block by block and chunk by chunk; the outputs are concatenated"
-    if not isinstance(chunk, int) or chunk < 1: raise ValueError(f"`chunk` must be a positive int (images rendered at once), got {chunk!r}")
+    "Render `f(draws, labels_chunk, *args)` block by block and chunk by chunk; outputs concatenated"
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError("`chunk` must be a positive int (images rendered at once), "
+                         f"got {chunk!r}")
     chunk, parts = min(chunk, _BLOCK), []
     for b in range(0, len(labels), _BLOCK):
-        lab = labels[b:b + _BLOCK]; r = _Draws(g, len(lab))
+        lab = labels[b:b + _BLOCK]
+        r = _Draws(g, len(lab))
         for i in range(0, len(lab), chunk):
-            r.chunk(i, i + chunk); parts.append(f(r, lab[i:i + chunk], *args))
+            r.chunk(i, i + chunk)
+            parts.append(f(r, lab[i:i + chunk], *args))
     return [torch.cat(o) for o in zip(*parts)]
+
+# %% ../nbs/01_data.ipynb #5620d042
+def _grid(S):
+    c = (torch.arange(S, dtype=torch.float32) + 0.5) / S * 2 - 1
+    # x (columns), y (rows), in [-1,1]
+    return c[None, None, :].expand(1, S, S), c[None, :, None].expand(1, S, S)
 
 def _U(g, lo, hi, *shape): return g.rand(*shape) * (hi - lo) + lo
 
 def _lowfreq(g, n, c, S, cells=5):
     "Smooth noise in [0,1]: bicubic upsampling of a coarse random grid"
-    return F.interpolate(g.rand(n, c, cells, cells), size=(S, S), mode='bicubic', align_corners=False)
+    return F.interpolate(g.rand(n, c, cells, cells), size=(S, S), mode='bicubic',
+                         align_corners=False)
 
 def _art_probs(labels, p, corr):
     "Per-image artefact probability: base rate `p`, tied to the label by `corr` in [-1,1]"
@@ -118,11 +132,13 @@ def _art_probs(labels, p, corr):
 
 # %% ../nbs/01_data.ipynb #53f9a3f4
 def _lesion_chunk(g, labels, S, variegation, artefacts, artefact_p, artefact_corr, lesion):
-    n = len(labels); mal = labels.bool()
+    n = len(labels)
+    mal = labels.bool()
     x, y = _grid(S)
     cx, cy = _U(g, -.15, .15, n, 1, 1), _U(g, -.15, .15, n, 1, 1)
     r0, ell, phi = _U(g, .32, .48, n, 1, 1), _U(g, 0, .18, n, 1, 1), _U(g, 0, 2*math.pi, n, 1, 1)
-    K = 7; k = torch.arange(1, K + 1, dtype=torch.float32)[None, :, None, None]
+    K = 7
+    k = torch.arange(1, K + 1, dtype=torch.float32)[None, :, None, None]
     irr = torch.where(mal, _U(g, .10, .16, n), torch.zeros(n))[:, None, None, None]
     amp = irr * _U(g, .5, 1., n, K, 1, 1) / k.sqrt()
     ph = _U(g, 0, 2*math.pi, n, K, 1, 1)
@@ -132,7 +148,8 @@ def _lesion_chunk(g, labels, S, variegation, artefacts, artefact_p, artefact_cor
     r_irr = r_ell * (1 + (amp * torch.cos(k * th[:, None] + ph)).sum(1))
     alpha = torch.sigmoid((r_irr - rho) * S / 1.5)[:, None]          # soft edge ~1.5 px
     les_mask = alpha > 0.5
-    border = les_mask & ~(rho < r_ell)[:, None]                       # where the irregular border bulges out of its ellipse
+    # where the irregular border bulges out of its ellipse
+    border = les_mask & ~(rho < r_ell)[:, None]
     # background skin with low-frequency texture; lesion brown with symmetric radial shading
     skin = torch.tensor([.87, .68, .58])[None, :, None, None] + .035 * g.randn(n, 3, 1, 1)
     bg = skin + .06 * (_lowfreq(g, n, 1, S) - .5)
@@ -145,21 +162,34 @@ def _lesion_chunk(g, labels, S, variegation, artefacts, artefact_p, artefact_cor
     bx, by = cx[:, :, 0] + br * bt.cos(), cy[:, :, 0] + br * bt.sin()
     bsig = r0[:, :, 0] * _U(g, .25, .42, n, J)
     bcol = _PALETTE[g.randint(0, len(_PALETTE), (n, J))] + .03 * g.randn(n, J, 3)
-    w = torch.exp(-((x - bx[..., None, None])**2 + (y - by[..., None, None])**2) / (2 * bsig[..., None, None]**2))
+    d2 = (x - bx[..., None, None])**2 + (y - by[..., None, None])**2
+    w = torch.exp(-d2 / (2 * bsig[..., None, None]**2))
     w = w * active[..., None, None] * variegation
     for j in range(J): les = les * (1 - w[:, j, None]) + bcol[:, j, :, None, None] * w[:, j, None]
-    disc = torch.where(mal[:, None, None, None], ((w.amax(1, keepdim=True) > .3 * variegation) & les_mask) | border, les_mask)
+    blotches = (w.amax(1, keepdim=True) > .3 * variegation) & les_mask
+    disc = torch.where(mal[:, None, None, None], blotches | border, les_mask)
     img = bg * (1 - alpha) + les * alpha if lesion else bg.expand(n, 3, S, S).clone()
-    # nuisance artefacts, each present with a label-dependent probability
+    img, flags = _add_artefacts(g, img, labels, S, cx, cy, r0, artefacts, artefact_p, artefact_corr)
+    img = (img + .012 * g.randn(*img.shape)).clamp(0, 1)
+    return img, les_mask, disc, flags
+
+# %% ../nbs/01_data.ipynb #e6e708c0
+def _add_artefacts(g, img, labels, S, cx, cy, r0, artefacts, artefact_p, artefact_corr):
+    "`img` with `artefacts` drawn at label-dependent rates, and their flags [n,len(artefacts)]"
+    n = len(labels)
+    x, y = _grid(S)
     flags = torch.zeros(n, len(artefacts), dtype=torch.bool)
     for i, a in enumerate(artefacts):
         on = g.rand(n) < _art_probs(labels, artefact_p, artefact_corr)
-        flags[:, i] = on; o = on[:, None, None, None].float()
+        flags[:, i] = on
+        o = on[:, None, None, None].float()
         if a == 'hair':
             H = 4
-            px, py, ang = _U(g, -1, 1, n, H, 1, 1), _U(g, -1, 1, n, H, 1, 1), _U(g, 0, math.pi, n, H, 1, 1)
+            px, py = _U(g, -1, 1, n, H, 1, 1), _U(g, -1, 1, n, H, 1, 1)
+            ang = _U(g, 0, math.pi, n, H, 1, 1)
             along = (x - px) * ang.cos() + (y - py) * ang.sin()
-            d = ((x - px) * ang.sin() - (y - py) * ang.cos() - _U(g, -.25, .25, n, H, 1, 1) * along**2).abs()
+            bend = _U(g, -.25, .25, n, H, 1, 1)
+            d = ((x - px) * ang.sin() - (y - py) * ang.cos() - bend * along**2).abs()
             hair = torch.exp(-(d * S / 0.9)**2).amax(1, keepdim=True) * .85 * o
             img = img * (1 - hair) + torch.tensor([.14, .09, .07])[None, :, None, None] * hair
         elif a == 'ruler':
@@ -170,36 +200,40 @@ def _lesion_chunk(g, labels, S, variegation, artefacts, artefact_p, artefact_cor
         elif a == 'vignette':
             img = img * (1 - o * _U(g, .35, .6, n, 1, 1, 1) * ((x**2 + y**2) / 2)[None])
         elif a == 'ink':
-            ia = _U(g, 0, 2*math.pi, n, 3, 1, 1); ir = r0[:, None] + .2
+            ia = _U(g, 0, 2*math.pi, n, 3, 1, 1)
+            ir = r0[:, None] + .2
             ix, iy = cx[:, None] + ir * ia.cos(), cy[:, None] + ir * ia.sin()
-            dot = torch.exp(-((x - ix)**2 + (y - iy)**2) * (S / 2.2)**2).amax(1, keepdim=True) * .9 * o
+            d2 = (x - ix)**2 + (y - iy)**2
+            dot = torch.exp(-d2 * (S / 2.2)**2).amax(1, keepdim=True) * .9 * o
             img = img * (1 - dot) + torch.tensor([.45, .22, .62])[None, :, None, None] * dot
         else: raise ValueError(f"unknown artefact {a!r}; choose from {ARTEFACTS}")
-    img = (img + .012 * g.randn(*img.shape)).clamp(0, 1)
-    return img, les_mask, disc, flags
+    return img, flags
 
 # %% ../nbs/01_data.ipynb #dea76d00
 def synth_lesions(n:int, # number of images
                   size:int=64, # image side in pixels (at least 8)
                   seed:int=0, # the same seed gives the same images
                   malignant_frac:float=0.5, # probability that an image is malignant
-                  variegation:float=0.85, # strength of the malignant lesions' colour blotches, 0 (none) to 1
+                  variegation:float=0.85, # strength of malignant colour blotches, 0 (none) to 1
                   artefacts:Union[str,Sequence[str]]=(), # nuisance artefacts, from `ARTEFACTS`
                   artefact_p:float=0.5, # base probability that an image shows each artefact
-                  artefact_corr:float=0.0, # tie of the artefacts to the label in [-1,1]: 1 only and always on malignant images, -1 on benign ones
+                  artefact_corr:float=0.0, # tie to the label in [-1,1]: 1 on malignant images only
                   lesion:bool=True, # False: the same images with the lesion replaced by background
-                  chunk:int=256, # images rendered at once (at most 256): bounds memory, never changes the images
-                 )->SynthData: # images [n,3,size,size], labels, lesion_mask, disc_mask, boxes, artefacts
-    "Dermoscopy-like images, labels 0 (benign) or 1 (malignant), with their lesion and discriminative-region masks"
+                  chunk:int=256, # images rendered at once (at most 256); never changes the images
+                 )->SynthData: # RGB images, labels, lesion_mask, disc_mask, boxes, artefacts
+    "Dermoscopy-like images, labels (0 benign, 1 malignant), lesion and discriminative-region masks"
     if n < 1 or size < 8: raise ValueError(f"need n >= 1 and size >= 8, got n={n}, size={size}")
     if isinstance(artefacts, str): artefacts = (artefacts,)
     bad = [a for a in artefacts if a not in ARTEFACTS]
     if bad: raise ValueError(f"unknown artefacts {bad}; choose from {ARTEFACTS}")
-    if not -1 <= artefact_corr <= 1: raise ValueError(f"`artefact_corr` must lie in [-1, 1], got {artefact_corr}")
-    if not 0 <= artefact_p <= 1: raise ValueError(f"`artefact_p` must lie in [0, 1], got {artefact_p}")
+    if not -1 <= artefact_corr <= 1:
+        raise ValueError(f"`artefact_corr` must lie in [-1, 1], got {artefact_corr}")
+    if not 0 <= artefact_p <= 1:
+        raise ValueError(f"`artefact_p` must lie in [0, 1], got {artefact_p}")
     g = torch.Generator().manual_seed(seed)
     labels = (torch.rand(n, generator=g) < malignant_frac).long()
-    img, les, disc, flags = _render(g, labels, chunk, _lesion_chunk, size, variegation, artefacts, artefact_p, artefact_corr, lesion)
+    img, les, disc, flags = _render(g, labels, chunk, _lesion_chunk, size, variegation, artefacts,
+                                    artefact_p, artefact_corr, lesion)
     return SynthData(LESION_CLASSES, images=img, labels=labels, lesion_mask=les, disc_mask=disc,
                      boxes=mask_boxes(les[:, 0]), artefacts=flags)
 
@@ -207,7 +241,8 @@ def synth_lesions(n:int, # number of images
 CHEST_CLASSES = ['nodule', 'effusion', 'cardiomegaly']
 
 def _chest_chunk(g, lab, S):
-    n = len(lab); x, y = _grid(S)
+    n = len(lab)
+    x, y = _grid(S)
     def ellipse(cx, cy, rx, ry): return ((x - cx) / rx)**2 + ((y - cy) / ry)**2 < 1
     img = .05 + .40 * ellipse(0, .05, _U(g, .76, .84, n, 1, 1), .95).float()
     lx, ly = _U(g, .31, .39, n, 1, 1), _U(g, -.10, 0., n, 1, 1)
@@ -224,51 +259,63 @@ def _chest_chunk(g, lab, S):
     # nodule in a random lung
     side = torch.where(g.rand(n, 1, 1) < .5, -1., 1.)
     t, rr = _U(g, 0, 2*math.pi, n, 1, 1), _U(g, 0, .55, n, 1, 1)
-    nx, ny, nr = side * lx + rr * rx * t.cos(), ly - .15 + rr * ry * .6 * t.sin(), _U(g, .07, .11, n, 1, 1)
+    nx, ny = side * lx + rr * rx * t.cos(), ly - .15 + rr * ry * .6 * t.sin()
+    nr = _U(g, .07, .11, n, 1, 1)
     nod = ellipse(nx, ny, nr, nr) & lab[:, 0].bool()[:, None, None]
     img = torch.where(nod, img + .33, img)
     # effusion: fluid level with a meniscus rising laterally, at the bottom of one lung
     side2 = torch.where(g.rand(n, 1, 1) < .5, -1., 1.)
     lung2 = torch.where(side2 < 0, lungL, lungR)
     level = ly + ry * _U(g, .25, .55, n, 1, 1)
-    eff = lung2 & (y > level - .6 * ((x - side2 * lx) * side2).clamp(min=0)**2 * 4) & lab[:, 1].bool()[:, None, None]
+    meniscus = .6 * ((x - side2 * lx) * side2).clamp(min=0)**2 * 4
+    eff = lung2 & (y > level - meniscus) & lab[:, 1].bool()[:, None, None]
     img = torch.where(eff, .50, img)
     img = img + .05 * (_lowfreq(g, n, 1, S, 6)[:, 0] - .5) + .015 * g.randn(n, S, S)
     masks = torch.stack([nod, eff, heart & lab[:, 2].bool()[:, None, None]], 1)[:, :, None]
     return img.clamp(0, 1)[:, None], masks
 
+# %% ../nbs/01_data.ipynb #01b81310
 def synth_chest(n:int, # number of images
                 size:int=64, # image side in pixels (at least 8)
                 seed:int=0, # the same seed gives the same images
                 p:float=0.4, # probability of each finding, independently
-                chunk:int=256, # images rendered at once (at most 256): bounds memory, never changes the images
+                chunk:int=256, # images rendered at once (at most 256); never changes the images
                )->SynthData: # images [n,1,size,size], multi-hot labels, masks and boxes per finding
-    "Chest-radiograph-like grey images, multi-hot labels over `CHEST_CLASSES`, one mask and box per finding"
+    "Chest-radiograph-like images, multi-hot `CHEST_CLASSES` labels, a mask and box per finding"
     if n < 1 or size < 8: raise ValueError(f"need n >= 1 and size >= 8, got n={n}, size={size}")
     g = torch.Generator().manual_seed(seed)
     lab = (torch.rand(n, len(CHEST_CLASSES), generator=g) < p).float()
     img, masks = _render(g, lab, chunk, _chest_chunk, size)
-    return SynthData(CHEST_CLASSES, images=img, labels=lab, masks=masks, boxes=mask_boxes(masks[:, :, 0]))
+    return SynthData(CHEST_CLASSES, images=img, labels=lab, masks=masks,
+                     boxes=mask_boxes(masks[:, :, 0]))
 
 # %% ../nbs/01_data.ipynb #736a4047
-def _to_uint8(x): return x if x.dtype == torch.uint8 else (plain(x).float().clamp(0, 1) * 255).round().to(torch.uint8)
+def _to_uint8(x):
+    if x.dtype == torch.uint8: return x
+    return (plain(x).float().clamp(0, 1) * 255).round().to(torch.uint8)
 
 def _check_image(x, c):
     "An image tensor given to `predict` as uint8 `[c,H,W]`; float pixels must lie in [0,1]"
     if x.ndim == 2 and c == 1: x = x[None]
     if x.ndim != 3 or x.shape[0] != c:
-        raise ValueError(f"expected an image tensor [{c},H,W] like the data's, got shape {tuple(x.shape)}; channels-last images need `.permute(2, 0, 1)`")
+        raise ValueError(f"expected an image tensor [{c},H,W] like the data's, "
+                         f"got shape {tuple(x.shape)}; "
+                         "channels-last images need `.permute(2, 0, 1)`")
     if x.dtype != torch.uint8:
-        if not x.is_floating_point(): raise TypeError(f"image tensors must be uint8 (0..255) or float in [0,1], got {x.dtype}")
+        if not x.is_floating_point():
+            raise TypeError("image tensors must be uint8 (0..255) or float in [0,1], "
+                            f"got {x.dtype}")
         if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-            raise ValueError(f"float image tensors must hold finite pixels in [0,1], got [{float(x.min())}, {float(x.max())}]; "
+            raise ValueError("float image tensors must hold finite pixels in [0,1], "
+                             f"got [{float(x.min())}, {float(x.max())}]; "
                              "divide 0..255 images by 255 or pass them as uint8")
     return _to_uint8(x.cpu())
 
+# %% ../nbs/01_data.ipynb #2d75e681
 class TensorRows(Transform):
-    "Item `i` -> row `i` of a stored uint8 image tensor as a `TensorImage`; an image tensor passes through (for `predict`)"
-    # fastai's `test_dl` starts the pipeline at the first transform whose `input_types` match the item; without them it
-    # only knows the type of a training item (int) and refuses a tensor
+    "Item `i` -> `TensorImage` of row `i` of `data`; also takes an image tensor (for `predict`)"
+    # fastai's `test_dl` starts the pipeline at the first transform whose `input_types` match the
+    # item; without them it only knows the type of a training item (int) and refuses a tensor
     input_types = (int, Tensor)
     def __init__(self,
                  data:Tensor, # uint8 images [N,C,H,W]
@@ -280,6 +327,7 @@ class TensorRows(Transform):
                 x:Tensor, # an image [C,H,W] (or [H,W] for one channel): uint8, or float in [0,1]
                ): return TensorImage(_check_image(x, self.data.shape[1]))
 
+# %% ../nbs/01_data.ipynb #a67ad53d
 class LabelRows(Transform):
     "Item `i` -> its class name (single-label) or list of class names (multi-label)"
     def __init__(self,
@@ -294,31 +342,36 @@ class LabelRows(Transform):
 
 # %% ../nbs/01_data.ipynb #e4c7fbec
 def _seed_shuffle(dls, seed):
-    "Seed each loader's shuffling from `seed` (fastai seeds it from Python's global `random`, i.e. differently every session)"
-    for i, dl in enumerate(dls.loaders): dl.rng = random.Random(int(seed) * 7919 + i)   # fastai re-derives it per epoch from this
+    "Seed each loader's shuffling from `seed` (fastai's comes from Python's global `random`)"
+    # fastai re-derives each epoch's order from `dl.rng`, which it seeds differently every session
+    for i, dl in enumerate(dls.loaders): dl.rng = random.Random(int(seed) * 7919 + i)
     return dls
 
-def _info(classes, splits, found, split, dropped_by_class=0, dropped_by_balance=0, dropped_by_n=0, multi_label=False):
-    "What went into a `DataLoaders`: found - dropped (class filter, balancing, `n`) = n_train + n_valid"
-    return dict(classes=list(classes), n_total_found=int(found), dropped_by_class=int(dropped_by_class),
-                dropped_by_balance=int(dropped_by_balance), dropped_by_n=int(dropped_by_n),
-                n_train=len(splits[0]), n_valid=len(splits[1]), split=split, multi_label=bool(multi_label))
+def _info(classes, splits, found, split, dropped_by_class=0, dropped_by_balance=0, dropped_by_n=0,
+          multi_label=False):
+    "What went into a `DataLoaders`: found - dropped (by class, balancing, `n`) = n_train + n_valid"
+    return dict(classes=list(classes), n_total_found=int(found),
+                dropped_by_class=int(dropped_by_class), dropped_by_balance=int(dropped_by_balance),
+                dropped_by_n=int(dropped_by_n), n_train=len(splits[0]), n_valid=len(splits[1]),
+                split=split, multi_label=bool(multi_label))
 
+# %% ../nbs/01_data.ipynb #38e0aa92
 @delegates(Datasets.dataloaders, but='shuffle_train,n,dl_type')
 def tensor_dls(data:SynthData, # images in [0,1] (or uint8) and labels
                bs:int=64, # batch size
                valid_pct:float=0.2, # fraction of images in the random validation split
                seed:int=0, # seeds the split and the shuffling
-               splits:Optional[Sequence[Sequence[int]]]=None, # row indices (train, valid); None: a random split
-               mean:Optional[Sequence[float]]=None, # per-channel mean for `Normalize`; None: the training split's
-               std:Optional[Sequence[float]]=None, # per-channel std for `Normalize`; None: the training split's
-               device:Optional[Union[str,torch.device]]=None, # where batches go; None: fastai's default device
-               num_workers:int=0, # worker processes per loader; none by default, as items are rows of one tensor
+               splits:Optional[Sequence[Sequence[int]]]=None, # (train, valid) indices; None: random
+               mean:Optional[Sequence[float]]=None, # for `Normalize`; None: the training split's
+               std:Optional[Sequence[float]]=None, # for `Normalize`; None: the training split's
+               device:Optional[Union[str,torch.device]]=None, # None: fastai's default device
+               num_workers:int=0, # processes per loader; items are rows of one tensor: none needed
                **kwargs,
-              )->DataLoaders: # single-label (CrossEntropy) or multi-label (BCE) loaders, with `dls.info`
-    "fastai `DataLoaders` over an in-memory `SynthData` (uint8 storage, `IntToFloatTensor` + `Normalize` on the batch)"
-    # num_workers=0: the transforms run on the batch, so worker processes add only their start-up cost to every
-    # epoch (measured: a 2-epoch fit at 32 px took 2.4 s with fastai's default, 1.3 s without)
+              )->DataLoaders: # single-label (CrossEntropy) or multi-label (BCE) loaders; `dls.info`
+    "fastai `DataLoaders` over an in-memory `SynthData`, stored as uint8, normalised on the batch"
+    # num_workers=0: the transforms run on the batch, so worker processes add only their start-up
+    # cost to every epoch (measured: a 2-epoch fit at 32 px took 2.4 s with fastai's default, 1.3 s
+    # without)
     n = len(data)
     imgs = _to_uint8(data.images)
     if splits is None:
@@ -326,14 +379,16 @@ def tensor_dls(data:SynthData, # images in [0,1] (or uint8) and labels
         nv = max(1, int(round(n * valid_pct)))
         splits = (sorted(perm[nv:]), sorted(perm[:nv]))
     multi = data.labels.ndim == 2
-    ytf = [LabelRows(data.labels, data.classes)] + ([MultiCategorize(vocab=data.classes), OneHotEncode(len(data.classes))]
-                                                  if multi else [Categorize(vocab=data.classes, sort=False)])
+    vocab_tfms = ([MultiCategorize(vocab=data.classes), OneHotEncode(len(data.classes))] if multi
+                  else [Categorize(vocab=data.classes, sort=False)])
+    ytf = [LabelRows(data.labels, data.classes)] + vocab_tfms
     dsets = Datasets(list(range(n)), tfms=[[TensorRows(imgs)], ytf], splits=splits)
     if mean is None:
         tr = imgs[torch.as_tensor(splits[0])].float() / 255
         mean, std = tr.mean((0, 2, 3)), tr.std((0, 2, 3)).clamp(min=1e-3)
-    dls = dsets.dataloaders(bs=bs, after_batch=[IntToFloatTensor(), Normalize.from_stats(mean, std)], device=device,
-                            num_workers=num_workers, **kwargs)
+    batch_tfms = [IntToFloatTensor(), Normalize.from_stats(mean, std)]
+    dls = dsets.dataloaders(bs=bs, after_batch=batch_tfms, device=device, num_workers=num_workers,
+                            **kwargs)
     dls.annotations_data = data
     dls.info = _info(data.classes, splits, n, 'image', multi_label=multi)
     return _seed_shuffle(dls, seed)
@@ -345,55 +400,68 @@ def lesion_dls(n:int=2000, # number of images
                bs:int=64, # batch size
                valid_pct:float=0.2, # fraction of images in the validation split
                seed:int=0, # seeds the images, the split and the shuffling
-               device:Optional[Union[str,torch.device]]=None, # where batches go; None: fastai's default device
+               device:Optional[Union[str,torch.device]]=None, # None: fastai's default device
                **kwargs,
-              )->DataLoaders: # benign/malignant loaders (CrossEntropy loss), with `annotations` and `dls.info`
+              )->DataLoaders: # benign/malignant (CrossEntropy loss), with `annotations`, `dls.info`
     "`DataLoaders` over `synth_lesions`"
-    return tensor_dls(synth_lesions(n, size=size, seed=seed, **kwargs), bs=bs, valid_pct=valid_pct, seed=seed, device=device)
+    data = synth_lesions(n, size=size, seed=seed, **kwargs)
+    return tensor_dls(data, bs=bs, valid_pct=valid_pct, seed=seed, device=device)
 
+# %% ../nbs/01_data.ipynb #1c46e34b
 @delegates(synth_chest)
 def chest_dls(n:int=2000, # number of images
               size:int=32, # image side in pixels
               bs:int=64, # batch size
               valid_pct:float=0.2, # fraction of images in the validation split
               seed:int=0, # seeds the images, the split and the shuffling
-              device:Optional[Union[str,torch.device]]=None, # where batches go; None: fastai's default device
+              device:Optional[Union[str,torch.device]]=None, # None: fastai's default device
               **kwargs,
-             )->DataLoaders: # multi-label loaders over `CHEST_CLASSES` (BCE loss), with `annotations` and `dls.info`
+             )->DataLoaders: # multi-label (BCE) over `CHEST_CLASSES`, with `annotations`, `dls.info`
     "`DataLoaders` over `synth_chest`"
-    return tensor_dls(synth_chest(n, size=size, seed=seed, **kwargs), bs=bs, valid_pct=valid_pct, seed=seed, device=device)
+    data = synth_chest(n, size=size, seed=seed, **kwargs)
+    return tensor_dls(data, bs=bs, valid_pct=valid_pct, seed=seed, device=device)
 
+# %% ../nbs/01_data.ipynb #184e4906
 def annotations(dls:DataLoaders, # loaders built by this module
                 split:Union[str,int]='valid', # 'train', 'valid' or the index of a loader
                )->SynthData: # images in [0,1], labels, masks, boxes (those the data set has)
     "Ground truth of `split`, in the order its unshuffled `DataLoader` iterates it"
     data = getattr(dls, 'annotations_data', None)
-    if data is None: raise ValueError("these DataLoaders were not built by robust_saliency.data; annotations are unknown")
+    if data is None:
+        raise ValueError("these DataLoaders were not built by robust_saliency.data; "
+                         "annotations are unknown")
     i = {'train': 0, 'valid': 1}.get(split, split)
-    if not isinstance(i, int): raise ValueError(f"`split` must be 'train', 'valid' or an index, got {split!r}")
+    if not isinstance(i, int):
+        raise ValueError(f"`split` must be 'train', 'valid' or an index, got {split!r}")
     return data[list(dls[i].dataset.items)]
 
 # %% ../nbs/01_data.ipynb #250ddb51
 HAM_CLASSES = ['akiec', 'bcc', 'bkl', 'df', 'mel', 'nv', 'vasc']
 DERMAMNIST_CLASSES = ['akiec', 'bcc', 'bkl', 'df', 'mel', 'nv', 'vasc']
-CXR14_CLASSES = ['Atelectasis', 'Cardiomegaly', 'Effusion', 'Infiltration', 'Mass', 'Nodule', 'Pneumonia', 'Pneumothorax',
-                 'Consolidation', 'Edema', 'Emphysema', 'Fibrosis', 'Pleural_Thickening', 'Hernia']
-_IMG_EXTS = ('.jpg', '.jpeg', '.png')
+CXR14_CLASSES = ['Atelectasis', 'Cardiomegaly', 'Effusion', 'Infiltration', 'Mass', 'Nodule',
+                 'Pneumonia', 'Pneumothorax', 'Consolidation', 'Edema', 'Emphysema', 'Fibrosis',
+                 'Pleural_Thickening', 'Hernia']
 
+# %% ../nbs/01_data.ipynb #7db01d56
 def _local(path, f):
-    "File `f` relative to the data folder `path`, or as given when only that exists (an absolute `f` stays as it is)"
-    f = Path(f)
+    "File `f` relative to the data folder `path`, or as given when only that exists"
+    f = Path(f)                        # an absolute `f` stays as it is: `path/f` is `f`
     return path/f if (path/f).exists() or not f.exists() else f
 
 def _need(df, required, path):
     missing = [c for c in required if c not in df.columns]
-    if missing: raise ValueError(f"{Path(path).name} lacks the column(s) {missing}; it has {list(df.columns)}")
+    if missing:
+        raise ValueError(f"{Path(path).name} lacks the column(s) {missing}; "
+                         f"it has {list(df.columns)}")
     return df
 
 def _read_csv(path, required):
     path = Path(path)
     if not path.is_file(): raise ValueError(f"metadata file not found: {path}")
     return _need(pd.read_csv(path), required, path)
+
+# %% ../nbs/01_data.ipynb #df35efe1
+_IMG_EXTS = ('.jpg', '.jpeg', '.png')
 
 def _index_images(dirs):
     "Map image stem -> path for the image files found in `dirs` (not recursive)"
@@ -405,27 +473,32 @@ def _index_images(dirs):
                 if f.suffix.lower() in _IMG_EXTS: found.setdefault(f.stem, f)
     return found
 
+# %% ../nbs/01_data.ipynb #f558f46d
 def _jpeg_ends(f):
     "Whether file `f` ends with the JPEG end-of-image marker"
     with open(f, 'rb') as fh:
-        fh.seek(-2, 2); return fh.read(2) == b'\xff\xd9'
+        fh.seek(-2, 2)
+        return fh.read(2) == b'\xff\xd9'
 
 def _unreadable(f, e, hint=''):
-    why = ' '.join(str(e).split())                 # one line: the message is the last line of a worker's traceback
+    # one line: the message is the last line of a worker's traceback
+    why = ' '.join(str(e).split())
     return UnreadableImageError(f"unreadable image file {f}: {why}; replace or remove it{hint}")
 
 def _check_readable(files, check='full'):
-    "Open every image header and, with `check='full'`, verify it (a JPEG without its end marker: decode it); name the first failure"
+    "Open every image header and, with `check='full'`, verify it; name the first failure"
     check = 'full' if check is True else check
-    if check not in ('full', 'header', False): raise ValueError(f"`check` must be 'full', 'header' or False, got {check!r}")
+    if check not in ('full', 'header', False):
+        raise ValueError(f"`check` must be 'full', 'header' or False, got {check!r}")
     if not check: return
     for f in files:
         try:
             with Image.open(f) as im:
                 fmt = im.format
                 if check == 'full': im.verify()
-            # verify() does not read JPEG data: a truncated JPEG would pass and fail mid-epoch. Decoding every JPEG costs
-            # ~1 ms each at 600x450 (25x the check), so only those lacking their end marker are decoded
+            # verify() does not read JPEG data: a truncated JPEG would pass and fail mid-epoch.
+            # Decoding every JPEG costs ~1 ms each at 600x450 (25x the check), so only those lacking
+            # their end marker are decoded
             if fmt == 'JPEG' and not _jpeg_ends(f):
                 with Image.open(f) as im: im.load()
         except Exception as e: raise _unreadable(f, e) from None
@@ -434,24 +507,30 @@ def _resolve_files(ids, dirs, check='full'):
     idx = _index_images(dirs)
     missing = [i for i in ids if i not in idx]
     if missing:
-        raise ValueError(f"{len(missing)} image file(s) missing, e.g. {missing[0]}.jpg (looked in {[str(d) for d in dirs]})")
+        raise ValueError(f"{len(missing)} image file(s) missing, e.g. {missing[0]}.jpg "
+                         f"(looked in {[str(d) for d in dirs]})")
     files = [idx[i] for i in ids]
     _check_readable(files, check)
     return files
 
+# %% ../nbs/01_data.ipynb #06d878a9
 def _group_split(groups, valid_pct, seed):
     "Split indices so that all items of a group (lesion, patient) fall in the same split"
     ug = sorted(set(groups))
     perm = torch.randperm(len(ug), generator=torch.Generator().manual_seed(seed)).tolist()
     nv = max(1, int(round(len(ug) * valid_pct)))
     vg = {ug[i] for i in perm[:nv]}
-    tr = [i for i, g in enumerate(groups) if g not in vg]; va = [i for i, g in enumerate(groups) if g in vg]
-    if not tr or not va: raise ValueError("too few groups to make both a training and a validation split")
+    tr = [i for i, g in enumerate(groups) if g not in vg]
+    va = [i for i, g in enumerate(groups) if g in vg]
+    if not tr or not va:
+        raise ValueError("too few groups to make both a training and a validation split")
     return tr, va
 
+# %% ../nbs/01_data.ipynb #1f082179
 def _check_n(n):
     if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
-        raise ValueError(f"`n` must be a positive number of images, or None for all of them; got {n!r}")
+        raise ValueError("`n` must be a positive number of images, or None for all of them; "
+                         f"got {n!r}")
 
 def _shares(sizes, n):
     "`n` divided in proportion to `sizes`, by largest remainders: the shares add up to exactly `n`"
@@ -461,20 +540,22 @@ def _shares(sizes, n):
     return take.tolist()
 
 def _subsample(strata, n, seed, groups=None):
-    "Sorted indices of about `n` rows: each stratum in proportion to its rows, whole groups at a time; all if `n` >= rows"
+    "Sorted indices of ~`n` rows, strata in proportion, whole groups at once; all if `n` >= rows"
     _check_n(n)
     N = len(strata)
     if n is None or n >= N: return list(range(N))
     rows, gs = {}, {}
     for i, (s, g) in enumerate(zip(strata, range(N) if groups is None else groups)):
-        rows.setdefault(g, []).append(i); gs.setdefault(g, s)          # a group belongs to its first row's stratum
+        rows.setdefault(g, []).append(i)
+        gs.setdefault(g, s)                    # a group belongs to its first row's stratum
     keys = sorted(set(gs.values()))
     by = {k: [g for g in rows if gs[g] == k] for k in keys}
     gen, keep = torch.Generator().manual_seed(seed), []
     for k, t in zip(keys, _shares([sum(len(rows[g]) for g in by[k]) for k in keys], n)):
         order = [by[k][j] for j in torch.randperm(len(by[k]), generator=gen).tolist()]
         cum = np.cumsum([len(rows[g]) for g in order])
-        m = int(np.abs(cum - t).argmin()) + 1 if t > 0 else 0          # whole groups: the count closest to the share
+        # whole groups: the count closest to the share
+        m = int(np.abs(cum - t).argmin()) + 1 if t > 0 else 0
         keep += [i for g in order[:m] for i in rows[g]]
     return sorted(keep)
 
@@ -484,11 +565,13 @@ class UnreadableImageError(ValueError):
     def __init__(self,
                  msg:str, # which file, why, and what to do
                 ):
-        # PyTorch re-raises a worker's exception as `type(e)(worker traceback as text)`: its last line is the message
+        # PyTorch re-raises a worker's exception as `type(e)(worker traceback as text)`: its last
+        # line is the message
         if msg.startswith(f'Caught {type(self).__name__}'):
             msg = re.sub(rf'^[\w.]*{type(self).__name__}: ', '', msg.strip().splitlines()[-1])
         super().__init__(msg)
 
+# %% ../nbs/01_data.ipynb #74962568
 _LATE = " (`check='full'` finds such files before training)"
 
 def _open_image(f, hint=''):
@@ -497,8 +580,8 @@ def _open_image(f, hint=''):
     except Exception as e: raise _unreadable(f, e, hint) from None
 
 class FileRows(Transform):
-    "Item `i` -> the image file `files[i]` as a `PILImage`; a path (str or Path) passes through (for `predict`)"
-    input_types = (int, str, Path)    # where fastai's `test_dl` may start the pipeline (see `TensorRows`)
+    "Item `i` -> the image file `files[i]` as a `PILImage`; a path passes through (for `predict`)"
+    input_types = (int, str, Path)    # where `test_dl` may start the pipeline (see `TensorRows`)
     def __init__(self,
                  files:Sequence[Path], # the image file of each item
                 ): self.files = files
@@ -509,8 +592,9 @@ class FileRows(Transform):
                 p:str|Path, # an image file
                ): return _open_image(p)
 
+# %% ../nbs/01_data.ipynb #ed4d8f57
 class _ImageFileDL(TfmdDL):
-    "`TfmdDL` raising an unreadable file's error from the loop that iterates it, without PyTorch's worker traceback"
+    "`TfmdDL` raising an unreadable file's error from its loop, without PyTorch's worker traceback"
     def __iter__(self):
         try: yield from super().__iter__()
         except UnreadableImageError as e: raise UnreadableImageError(str(e)) from None
@@ -518,64 +602,80 @@ class _ImageFileDL(TfmdDL):
 def _image_dls(files, ytfms, splits, size, bs, crop, mean, std, device, data, seed, info):
     item_tfms = ([CropPad(crop)] if crop else []) + [Resize(size), ToTensor()]
     dsets = Datasets(list(range(len(files))), tfms=[[FileRows(files)], ytfms], splits=splits)
-    dls = dsets.dataloaders(bs=bs, after_item=item_tfms, after_batch=[IntToFloatTensor(), Normalize.from_stats(mean, std)],
+    dls = dsets.dataloaders(bs=bs, after_item=item_tfms,
+                            after_batch=[IntToFloatTensor(), Normalize.from_stats(mean, std)],
                             device=device, dl_type=_ImageFileDL)
     dls.annotations_data, dls.info = data, info
     return _seed_shuffle(dls, seed)
 
 # %% ../nbs/01_data.ipynb #6b082356
 def _lesion_groups(df, csv, path, groups_csv):
-    "The lesion of every image of `df` and what the split keeps together: its `lesion_id` column, the ISIC LesionGroupings CSV or the image"
+    "The lesion of each image of `df`, and what the split keeps together ('lesion' or 'image')"
     if 'lesion_id' in df.columns: return list(df['lesion_id']), 'lesion'
     if groups_csv is False: return list(df['image_id']), 'image'
     if groups_csv is None:
-        found = [c for d in dict.fromkeys([csv.parent, path]) for c in sorted(d.glob('*LesionGroupings*.csv'))]
+        dirs = dict.fromkeys([csv.parent, path])
+        found = [c for d in dirs for c in sorted(d.glob('*LesionGroupings*.csv'))]
         if not found:
-            warnings.warn(f"{csv.name} has no `lesion_id` and no *LesionGroupings*.csv was found: splitting by image, so images "
-                          "of one lesion may fall in both splits; pass `groups_csv=` (ISIC2018_Task3_Training_LesionGroupings.csv)")
+            warnings.warn(f"{csv.name} has no `lesion_id` and no *LesionGroupings*.csv was found: "
+                          "splitting by image, so images of one lesion may fall in both splits; "
+                          "pass `groups_csv=` (ISIC2018_Task3_Training_LesionGroupings.csv)")
             return list(df['image_id']), 'image'
         groups_csv = found[0]
     else: groups_csv = _local(path, groups_csv)
     g = _read_csv(groups_csv, ['image', 'lesion_id'])
     les = dict(zip(g['image'], g['lesion_id']))
     miss = [i for i in df['image_id'] if i not in les]
-    if miss: raise ValueError(f"{len(miss)} image(s) of {csv.name} have no lesion in {groups_csv.name}, e.g. {miss[0]}; "
-                              "pass the matching file as `groups_csv=`, or `groups_csv=False` to split by image")
+    if miss:
+        raise ValueError(f"{len(miss)} image(s) of {csv.name} have no lesion in {groups_csv.name}, "
+                         f"e.g. {miss[0]}; pass the matching file as `groups_csv=`, "
+                         "or `groups_csv=False` to split by image")
     return [les[i] for i in df['image_id']], 'lesion'
 
-def ham10000_dls(path:Union[str,Path], # the data folder
-                 csv:Optional[Union[str,Path]]=None, # metadata CSV; None: HAM10000_metadata.csv, an ISIC *GroundTruth*.csv or another CSV in `path`
-                 img_dirs:Optional[Sequence[Union[str,Path]]]=None, # JPEG folders; None: `path`, HAM10000_images_part_1/_2, images, ISIC2018_Task3_Training_Input
-                 classes:Optional[Sequence[str]]=('nv', 'mel', 'bkl'), # diagnoses kept, in label order; None: all of `HAM_CLASSES`
-                 balance:bool=True, # undersample every class to the smallest one's count
-                 size:int=224, # image side after resizing
-                 crop:Optional[int]=None, # centre crop in pixels before resizing (450: HAM10000's 600x450 images to a square); None: none
-                 bs:int=32, # batch size
-                 valid_pct:float=0.2, # fraction of the lesions in the validation split
-                 seed:int=0, # seeds balancing, subsampling, the split and the shuffling
-                 n:Optional[int]=None, # subsample to `n` images (after balancing; stratified by class) before splitting; None: all
-                 device:Optional[Union[str,torch.device]]=None, # where batches go; None: fastai's default device
-                 groups_csv:Optional[Union[str,Path,bool]]=None, # ISIC LesionGroupings CSV; None: found next to `csv` or in `path`; False: split by image
-                 check:Literal['full','header',False]='full', # up-front image check: verify every file, open its header, or none
-                )->DataLoaders: # single-label loaders, with `annotations` and `dls.info`
-    "`DataLoaders` for HAM10000 / ISIC 2018 task 3: metadata CSV + JPEG folder(s), lesion-grouped split"
-    path = Path(path)
-    _check_n(n)
-    if not path.is_dir(): raise ValueError(f"data folder not found: {path}")
+# %% ../nbs/01_data.ipynb #f26a0d05
+def _ham_metadata(path, csv):
+    "The metadata CSV (None: looked for in `path`) and its table with `image_id` and `dx`, checked"
     if csv is None:
         cands = [path/'HAM10000_metadata.csv', *sorted(path.glob('*GroundTruth*.csv')),
                  *[c for c in sorted(path.glob('*.csv')) if 'LesionGroupings' not in c.name]]
         csv = next((c for c in cands if c.is_file()), None)
-        if csv is None: raise ValueError(f"no metadata CSV in {path}; pass `csv=` (HAM10000_metadata.csv or an ISIC ground-truth CSV)")
+        if csv is None:
+            raise ValueError(f"no metadata CSV in {path}; "
+                             "pass `csv=` (HAM10000_metadata.csv or an ISIC ground-truth CSV)")
     else: csv = _local(path, csv)    # resolved once: the found CSV already starts with `path`
     df = _read_csv(csv, [])
-    if 'image' in df.columns and 'image_id' not in df.columns:      # ISIC ground truth: one-hot columns
+    # ISIC ground truth: one-hot columns
+    if 'image' in df.columns and 'image_id' not in df.columns:
         _need(df, ['image'] + [c.upper() for c in HAM_CLASSES], csv)
-        df = df.assign(image_id=df['image'], dx=df[[c.upper() for c in HAM_CLASSES]].values.argmax(1))
+        onehot = df[[c.upper() for c in HAM_CLASSES]].values
+        df = df.assign(image_id=df['image'], dx=onehot.argmax(1))
         df['dx'] = [HAM_CLASSES[i] for i in df['dx']]
     else: _need(df, ['image_id', 'dx'], csv)
     unknown = sorted(set(df['dx']) - set(HAM_CLASSES))
     if unknown: raise ValueError(f"labels {unknown} are not HAM10000 diagnoses {HAM_CLASSES}")
+    return csv, df
+
+# %% ../nbs/01_data.ipynb #c64c8b5e
+def ham10000_dls(path:Union[str,Path], # the data folder
+                 csv:Optional[Union[str,Path]]=None, # metadata CSV; None: looked for in `path`
+                 img_dirs:Optional[Sequence[Union[str,Path]]]=None, # JPEG folders; None: the usual ones
+                 classes:Optional[Sequence[str]]=('nv', 'mel', 'bkl'), # in label order; None: all
+                 balance:bool=True, # undersample every class to the smallest one's count
+                 size:int=224, # image side after resizing
+                 crop:Optional[int]=None, # centre crop in pixels before resizing; None: none
+                 bs:int=32, # batch size
+                 valid_pct:float=0.2, # fraction of the lesions in the validation split
+                 seed:int=0, # seeds balancing, subsampling, the split and the shuffling
+                 n:Optional[int]=None, # subsample to `n` images after balancing; None: all
+                 device:Optional[Union[str,torch.device]]=None, # None: fastai's default device
+                 groups_csv:Optional[Union[str,Path,bool]]=None, # None: looked for; False: split by image
+                 check:Literal['full','header',False]='full', # verify files, open headers, or none
+                )->DataLoaders: # single-label loaders, with `annotations` and `dls.info`
+    "`DataLoaders` for HAM10000 / ISIC 2018 task 3 (metadata CSV, JPEG folders), split by lesion"
+    path = Path(path)
+    _check_n(n)
+    if not path.is_dir(): raise ValueError(f"data folder not found: {path}")
+    csv, df = _ham_metadata(path, csv)
     classes = list(classes or HAM_CLASSES)
     bad = [c for c in classes if c not in HAM_CLASSES]
     if bad: raise ValueError(f"`classes` {bad} are not HAM10000 diagnoses {HAM_CLASSES}")
@@ -586,31 +686,35 @@ def ham10000_dls(path:Union[str,Path], # the data folder
     in_classes = len(df)
     if balance:
         m = df['dx'].value_counts().reindex(classes).fillna(0).min()
-        if m == 0: raise ValueError(f"a requested class has no images; counts: {df['dx'].value_counts().to_dict()}")
+        if m == 0:
+            raise ValueError("a requested class has no images; "
+                             f"counts: {df['dx'].value_counts().to_dict()}")
         df = df.groupby('dx').sample(n=int(m), random_state=seed).reset_index(drop=True)
     balanced = len(df)
     df = df.iloc[_subsample(list(df['dx']), n, seed)].reset_index(drop=True)
     dirs = [_local(path, d) for d in img_dirs] if img_dirs else [
-        path, path/'HAM10000_images_part_1', path/'HAM10000_images_part_2', path/'images', path/'ISIC2018_Task3_Training_Input']
+        path, path/'HAM10000_images_part_1', path/'HAM10000_images_part_2', path/'images',
+        path/'ISIC2018_Task3_Training_Input']
     files = _resolve_files(list(df['image_id']), dirs, check)
     splits = _group_split(list(df['lesion_id']), valid_pct, seed)
     labels = torch.tensor([classes.index(d) for d in df['dx']])
     data = SynthData(classes, labels=labels, items=files)
-    info = _info(classes, splits, found, split, found - in_classes, in_classes - balanced, balanced - len(df))
-    return _image_dls(files, [LabelRows(labels, classes), Categorize(vocab=classes, sort=False)], splits, size, bs, crop,
-                      *imagenet_stats, device, data, seed, info)
+    info = _info(classes, splits, found, split, found - in_classes, in_classes - balanced,
+                 balanced - len(df))
+    ytf = [LabelRows(labels, classes), Categorize(vocab=classes, sort=False)]
+    return _image_dls(files, ytf, splits, size, bs, crop, *imagenet_stats, device, data, seed, info)
 
 # %% ../nbs/01_data.ipynb #6d1e85bf
 def npz_dls(path:Union[str,Path], # the .npz file
             classes:Sequence[str]=DERMAMNIST_CLASSES, # class names, in label order
             size:Optional[int]=None, # resize to `size` pixels; None: as stored
             bs:int=64, # batch size
-            splits:Sequence[str]=('train', 'val'), # the file's splits to use (training first), e.g. ('train', 'test')
-            device:Optional[Union[str,torch.device]]=None, # where batches go; None: fastai's default device
+            splits:Sequence[str]=('train', 'val'), # the file's splits to use, training first
+            device:Optional[Union[str,torch.device]]=None, # None: fastai's default device
             seed:int=0, # seeds subsampling and the shuffling
-            n:Optional[int]=None, # subsample to `n` images in all (each split in proportion, stratified by class); None: all
-           )->DataLoaders: # single-label loaders over the file's splits, with `annotations` and `dls.info`
-    "`DataLoaders` for a MedMNIST-style `.npz` (DermaMNIST by default): `{split}_images` uint8 [N,H,W(,C)], `{split}_labels`"
+            n:Optional[int]=None, # images in all, each split in proportion (stratified); None: all
+           )->DataLoaders: # single-label, over the file's splits, with `annotations` and `dls.info`
+    "`DataLoaders` for a MedMNIST-style `.npz`: uint8 `{split}_images` and `{split}_labels` arrays"
     path = Path(path)
     _check_n(n)
     if not path.is_file(): raise ValueError(f"npz file not found: {path}")
@@ -621,23 +725,31 @@ def npz_dls(path:Union[str,Path], # the .npz file
     if missing: raise ValueError(f"{path.name} lacks the array(s) {missing}; it has {z.files}")
     ims, labs = [], []
     for s in splits:
-        im, lb = torch.from_numpy(z[f'{s}_images']), torch.from_numpy(z[f'{s}_labels']).reshape(-1).long()
+        im = torch.from_numpy(z[f'{s}_images'])
+        lb = torch.from_numpy(z[f'{s}_labels']).reshape(-1).long()
         if im.dtype != torch.uint8: raise ValueError(f"{s}_images must be uint8, got {im.dtype}")
-        if len(im) != len(lb): raise ValueError(f"{s}_images has {len(im)} images but {s}_labels has {len(lb)} labels")
-        ims.append(im[:, None] if im.ndim == 3 else im.permute(0, 3, 1, 2)); labs.append(lb)
+        if len(im) != len(lb):
+            raise ValueError(f"{s}_images has {len(im)} images but {s}_labels has {len(lb)} labels")
+        ims.append(im[:, None] if im.ndim == 3 else im.permute(0, 3, 1, 2))
+        labs.append(lb)
     imgs, labels = torch.cat(ims), torch.cat(labs)
     if labels.min() < 0 or labels.max() >= len(classes):
-        raise ValueError(f"labels range over [{int(labels.min())}, {int(labels.max())}] but {len(classes)} classes were given")
+        raise ValueError(f"labels range over [{int(labels.min())}, {int(labels.max())}] "
+                         f"but {len(classes)} classes were given")
     sizes = [len(l) for l in labs]
-    shares = sizes if n is None or n >= len(labels) else _shares(sizes, n)     # each split in proportion
+    # each split in proportion
+    shares = sizes if n is None or n >= len(labels) else _shares(sizes, n)
     keep, spl = [], []
     for s, l, m, ofs in zip(splits, labs, shares, np.cumsum([0] + sizes).tolist()):
-        if m < 1: raise ValueError(f"no images left in the '{s}' split" + (f" with n={n}; ask for more" if n else ""))
+        if m < 1:
+            more = f" with n={n}; ask for more" if n else ""
+            raise ValueError(f"no images left in the '{s}' split" + more)
         spl.append(list(range(len(keep), len(keep) + m)))
         keep += [ofs + i for i in _subsample(l.tolist(), m, seed)]             # stratified by class
     found, imgs, labels = len(labels), imgs[keep], labels[keep]
     if size and size != imgs.shape[-1]:
-        imgs = _to_uint8(F.interpolate(imgs.float() / 255, size=(size, size), mode='bilinear', antialias=True, align_corners=False))
+        imgs = _to_uint8(F.interpolate(imgs.float() / 255, size=(size, size), mode='bilinear',
+                                       antialias=True, align_corners=False))
     data = SynthData(list(classes), images=imgs.float() / 255, labels=labels)
     dls = tensor_dls(data, bs=bs, splits=spl, device=device, seed=seed)
     dls.info.update(n_total_found=found, dropped_by_n=found - len(keep))
@@ -645,44 +757,53 @@ def npz_dls(path:Union[str,Path], # the .npz file
 
 # %% ../nbs/01_data.ipynb #832c5d15
 def _bbox_boxes(bb, ids, files, classes, size, bbox_ref):
-    "Boxes `[N,len(classes),4]` (x0,y0,x1,y1 at `size` px, NaN where none) from the rows of `BBox_List_2017.csv`"
+    "Boxes `[N,len(classes),4]` (x0,y0,x1,y1 at `size` px; NaN: none) from `BBox_List_2017.csv`"
     if bbox_ref is not None:
         ref = tuple(bbox_ref) if isinstance(bbox_ref, (tuple, list)) else (bbox_ref, bbox_ref)
         if len(ref) != 2 or not all(isinstance(v, (int, float)) and v > 0 for v in ref):
-            raise ValueError(f"`bbox_ref` must be a positive size (W or (W, H)) or None, got {bbox_ref!r}")
+            raise ValueError("`bbox_ref` must be a positive size (W or (W, H)) or None, "
+                             f"got {bbox_ref!r}")
     boxes = torch.full((len(ids), len(classes), 4), float('nan'))
     pos, wh, outside = {i: k for k, i in enumerate(ids)}, {}, 0
-    for img, lab, x, y, w, h in bb[['Image Index', 'Finding Label', 'Bbox [x', 'y', 'w', 'h]']].itertuples(index=False):
-        k, lab = pos.get(img), 'Infiltration' if lab == 'Infiltrate' else lab    # the box list says 'Infiltrate'
+    cols = ['Image Index', 'Finding Label', 'Bbox [x', 'y', 'w', 'h]']
+    for img, lab, x, y, w, h in bb[cols].itertuples(index=False):
+        # the box list says 'Infiltrate'
+        k, lab = pos.get(img), 'Infiltration' if lab == 'Infiltrate' else lab
         if k is None or lab not in classes: continue
         if bbox_ref is None and k not in wh:
-            with Image.open(files[k]) as im: wh[k] = im.size            # the header only: PIL opens lazily
+            with Image.open(files[k]) as im: wh[k] = im.size   # the header only: PIL opens lazily
         W, H = ref if bbox_ref is not None else wh[k]
         outside += int(x < 0 or y < 0 or x + w > W * 1.01 or y + h > H * 1.01)
-        b = torch.tensor([x * size / W, y * size / H, (x + w) * size / W, (y + h) * size / H], dtype=torch.float32)
+        b = torch.tensor([x * size / W, y * size / H, (x + w) * size / W, (y + h) * size / H],
+                         dtype=torch.float32)
         c, old = classes.index(lab), boxes[k, classes.index(lab)]
-        # a second box for the same image and finding: keep the box that covers both rather than the last one read
-        boxes[k, c] = b if old.isnan().any() else torch.cat([torch.minimum(old[:2], b[:2]), torch.maximum(old[2:], b[2:])])
+        # a second box for the same image and finding: keep the box that covers both rather than the
+        # last one read
+        lo, hi = torch.minimum(old[:2], b[:2]), torch.maximum(old[2:], b[2:])
+        boxes[k, c] = b if old.isnan().any() else torch.cat([lo, hi])
     if outside:
-        warnings.warn(f"{outside} box(es) reach beyond the {'bbox_ref' if bbox_ref is not None else 'image'} frame; the boxes of "
-                      "BBox_List_2017.csv are in the pixels of the 1024x1024 PNGs: pass `bbox_ref=` the size they were drawn on")
+        frame = 'bbox_ref' if bbox_ref is not None else 'image'
+        warnings.warn(f"{outside} box(es) reach beyond the {frame} frame; "
+                      "the boxes of BBox_List_2017.csv are in the pixels of the 1024x1024 PNGs: "
+                      "pass `bbox_ref=` the size they were drawn on")
     return boxes
 
+# %% ../nbs/01_data.ipynb #e2dbfb23
 def chestxray14_dls(path:Union[str,Path], # the data folder
-                    csv:Union[str,Path]='Data_Entry_2017.csv', # the metadata CSV (`Image Index`, `Finding Labels`, `Patient ID`)
-                    bbox_csv:Optional[Union[str,Path]]='BBox_List_2017.csv', # the box list; None, or a missing file: no boxes
-                    img_dir:Union[str,Path]='images', # the PNG folder (`path` itself is searched too)
-                    classes:Optional[Sequence[str]]=None, # findings, in label order; None: the 14 of `CXR14_CLASSES`
+                    csv:Union[str,Path]='Data_Entry_2017.csv', # the metadata CSV
+                    bbox_csv:Optional[Union[str,Path]]='BBox_List_2017.csv', # None or missing: no boxes
+                    img_dir:Union[str,Path]='images', # the PNG folder (`path` is searched too)
+                    classes:Optional[Sequence[str]]=None, # findings, in label order; None: all 14
                     size:int=224, # image side after resizing
                     bs:int=32, # batch size
                     valid_pct:float=0.2, # fraction of the patients in the validation split
                     seed:int=0, # seeds subsampling, the split and the shuffling
-                    n:Optional[int]=None, # subsample to about `n` images (whole patients; with and without findings in proportion) before splitting; None: all
-                    device:Optional[Union[str,torch.device]]=None, # where batches go; None: fastai's default device
-                    bbox_ref:Optional[Union[float,tuple]]=1024, # the size (W or (W, H)) the boxes were drawn on; None: each PNG's own size
-                    check:Literal['full','header',False]='header', # up-front image check: verify every file, open its header, or none
-                   )->DataLoaders: # multi-label loaders, boxes kept for `annotations`, with `dls.info`
-    "`DataLoaders` for NIH ChestX-ray14: multi-label over `classes`, patient-grouped split, boxes kept for `annotations`"
+                    n:Optional[int]=None, # subsample to about `n` images, whole patients; None: all
+                    device:Optional[Union[str,torch.device]]=None, # None: fastai's default device
+                    bbox_ref:Optional[Union[float,tuple]]=1024, # the boxes' frame; None: each PNG's
+                    check:Literal['full','header',False]='header', # verify files, open headers, or none
+                   )->DataLoaders: # multi-label loaders, boxes in `annotations`, with `dls.info`
+    "`DataLoaders` for NIH ChestX-ray14: multi-label over `classes`, split by patient, with boxes"
     path = Path(path)
     _check_n(n)
     if not path.is_dir(): raise ValueError(f"data folder not found: {path}")
@@ -691,14 +812,17 @@ def chestxray14_dls(path:Union[str,Path], # the data folder
     known = set(CXR14_CLASSES) | {'No Finding'}
     found = [set(s.split('|')) for s in df['Finding Labels']]
     unknown = sorted(set().union(*found) - known)
-    if unknown: raise ValueError(f"labels {unknown} in {csv.name} are not ChestX-ray14 findings {CXR14_CLASSES}")
+    if unknown:
+        raise ValueError(f"labels {unknown} in {csv.name} are not "
+                         f"ChestX-ray14 findings {CXR14_CLASSES}")
     classes = list(classes or CXR14_CLASSES)
     if 'Patient ID' in df.columns: groups, split = list(df['Patient ID']), 'patient'
     else:
-        warnings.warn(f"{csv.name} has no `Patient ID` column: splitting by image, so images of one patient may fall in "
-                      "both splits")
+        warnings.warn(f"{csv.name} has no `Patient ID` column: splitting by image, "
+                      "so images of one patient may fall in both splits")
         groups, split = list(df['Image Index']), 'image'
-    has = {}                      # strata: patients with any of `classes` (by default: any finding) vs the others
+    # strata: patients with any of `classes` (by default: any finding) vs the others
+    has = {}
     for g, f in zip(groups, found): has[g] = has.get(g, False) or any(c in f for c in classes)
     keep = _subsample([has[g] for g in groups], n, seed, groups)
     n_found, df = len(df), df.iloc[keep].reset_index(drop=True)

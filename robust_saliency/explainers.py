@@ -14,10 +14,10 @@ from fastcore.basics import store_attr
 from fastcore.meta import delegates
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
-from .core import (plain, check_images, check_eps, resolve_target, InputSpace, as_space,
-                                  preserve_state, model_device, Target)
+from .core import (plain, check_images, check_eps, resolve_target, InputSpace,
+                                  as_space, preserve_state, model_device, Target, check_chunk)
 from .attacks import PGD, RegularizedPGD, tv_penalty
-from .saliency import SaliencyMethod, reduce_map, _check_reduce, _check_chunk
+from .saliency import SaliencyMethod, reduce_map, check_reduce
 from . import metrics as _metrics
 
 # %% auto #0
@@ -26,88 +26,117 @@ __all__ = ['REGPGD_DEFAULTS', 'AdversarialExplanation', 'APEResult', 'ape_score'
 
 # %% ../nbs/07_explainers.ipynb #132048ce
 class AdversarialExplanation(SaliencyMethod):
-    "Saliency = the perturbation `attack` finds against the explained class, in pixel space, reduced over channels"
+    "Saliency = the pixel-space perturbation `attack` finds against the explained class"
     name = 'adversarial'
     def __init__(self,
-                 attack:Optional[Callable]=None, # `attack(model, x, y, space)` -> adversarial x; None: `RegularizedPGD(**REGPGD_DEFAULTS)`
-                 reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum', # channel reduction; None: signed [B,C,H,W]
-                 chunk:Optional[int]=None, # images per attack; None: all at once
-                ):
+        attack:Optional[Callable]=None, # `attack(model, x, y, space)`; None: `RegularizedPGD(**REGPGD_DEFAULTS)`
+        reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum', # channel reduction; None: signed
+        chunk:Optional[int]=None, # images per attack; None: all at once
+    ):
         attack = RegularizedPGD(**REGPGD_DEFAULTS) if attack is None else attack
-        if not callable(attack): raise TypeError(f"`attack` must be callable as attack(model, x, y, space), e.g. RegularizedPGD(...), got {type(attack).__name__}")
-        self.attack, self.reduce, self.chunk = attack, _check_reduce(reduce), _check_chunk(chunk)
+        if not callable(attack):
+            raise TypeError(f"`attack` must be callable as attack(model, x, y, space), "
+                            f"e.g. RegularizedPGD(...), got {type(attack).__name__}")
+        self.attack, self.reduce, self.chunk = attack, check_reduce(reduce), check_chunk(chunk)
         if isinstance(attack, RegularizedPGD): self.name = 'regpgd'
     def _repr_args(self): return dict(attack=self.attack, reduce=self.reduce)
     def raw(self,
-            model:nn.Module, # the classifier, in model space
-            xp:Tensor, # pixel-space images [N,C,H,W]
-            t:Target, # the resolved target (class indices)
-            space:InputSpace, # pixel<->model conversion
-           )->Tensor: # the perturbation `x_adv - x` in pixel space [N,C,H,W]
+        model:nn.Module, # the classifier, in model space
+        xp:Tensor, # pixel-space images [N,C,H,W]
+        t:Target, # the resolved target (class indices)
+        space:InputSpace, # pixel<->model conversion
+    )->Tensor: # the perturbation `x_adv - x` in pixel space [N,C,H,W]
         "The perturbation the attack finds against class `t` for the pixel-space rows `xp`"
-        if t.kind != 'index': raise TypeError("AdversarialExplanation needs class-index targets (None, int, LongTensor or multi-hot), not a callable")
+        if t.kind != 'index':
+            raise TypeError("AdversarialExplanation needs class-index targets "
+                            "(None, int, LongTensor or multi-hot), not a callable")
         xa = self.attack(model, space.to_model(xp), t.value, space)
         return space.to_pixel(plain(xa)) - xp
 
 REGPGD_DEFAULTS = dict(eps=1.0, steps=30, norm='l2', l1=0.05, tv=0.02, kappa=2.)
 "Defaults of the registered 'regpgd' saliency method (tuned on the built-in lesions at 32 px)"
 
-# %% ../nbs/07_explainers.ipynb #903201b3
+# %% ../nbs/07_explainers.ipynb #0ada9e2b
 class APEResult(NamedTuple):
-    "Per-sample APE `[B]`, the fractions `[K]`, and the success curves `[B,K]` of the explanation's and random regions"
+    "APE per sample `[B]`, fractions `[K]` and success curves `[B,K]` of the map's and random regions"
     ape: Tensor
     fractions: Tensor
     explained: Tensor
     random: Tensor
 
+# %% ../nbs/07_explainers.ipynb #4e312f51
 class _Masked(nn.Module):
     "`model` seen through a region: only the pixels where `mask` is 1 differ from `x0`"
-    def __init__(self, model, x0, mask): super().__init__(); self.model, self.x0, self.mask = model, x0, mask
+    def __init__(self, model, x0, mask):
+        super().__init__()
+        self.model, self.x0, self.mask = model, x0, mask
     def forward(self, xa): return self.model(self.x0 + self.mask * (xa - self.x0))
 
 def _top_region(scores: Tensor, ks: Tensor, gen) -> Tensor:
-    "Masks `[K,B,1,H,W]`: the top `ks[i]` pixels of `scores` `[B,1,H,W]`, ties broken by a seeded random order"
+    "Masks `[K,B,1,H,W]`: top `ks[i]` pixels of `scores` `[B,1,H,W]`, ties broken at random, seeded"
     B, N = scores.shape[0], scores[0].numel()
     perm = torch.randperm(N, generator=gen).to(scores.device)
     order = perm[scores.flatten(1)[:, perm].argsort(dim=1, descending=True, stable=True)]
-    rank = torch.empty_like(order).scatter_(1, order, torch.arange(N, device=scores.device).expand(B, N))
+    ranks = torch.arange(N, device=scores.device).expand(B, N)
+    rank = torch.empty_like(order).scatter_(1, order, ranks)
     return (rank[None] < ks.view(-1, 1, 1)).view(len(ks), *scores.shape)
 
-def ape_score(model:nn.Module, # the classifier, in model space
-              x:Tensor, # images [B,C,H,W] in model space
-              maps:Tensor, # saliency maps [B,1,H,W] to score
-              target:Union[int, Tensor, None]=None, # the class explained: int or LongTensor [B]; None: the prediction
-              space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-              attack:Optional[Callable]=None, # `attack(model, x, y, space)`, forwarding whole batches; None: 10-step L∞ PGD, 8/255
-              fractions:Sequence[float]=(0.01, 0.02, 0.05, 0.1, 0.2), # region sizes k, fractions of the pixels
-              n_random:int=1, # random regions drawn per image and fraction
-              seed:int=0, # seed of the tie-breaks and of the random regions
-              chunk:Optional[int]=None, # rows (image, region) per attack; None: all at once
-             )->APEResult: # per-sample `ape` [B], `fractions` [K], curves `explained`, `random` [B,K]
-    "APE (this project's definition): success of an attack confined to the map's top-k region minus a random region's, averaged over k"
-    if not isinstance(model, nn.Module): raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
+# %% ../nbs/07_explainers.ipynb #b92f2def
+def _ape_options(attack, fractions, n_random, chunk):
+    "`ape_score`'s options, checked: the attack (None: the default PGD), the fractions as a tensor"
+    attack = PGD(8/255, steps=10, norm='linf', random_start=False) if attack is None else attack
+    if not callable(attack):
+        raise TypeError(f"`attack` must be callable as attack(model, x, y, space), "
+                        f"got {type(attack).__name__}")
+    if getattr(attack, 'early_stop', False):
+        raise ValueError("the APE attack must forward whole batches: "
+                         "use an attack with `early_stop=False`")
+    fr = torch.as_tensor(fractions, dtype=torch.float64).flatten()
+    if len(fr) == 0 or (fr <= 0).any() or (fr > 1).any():
+        raise ValueError(f"`fractions` must be a non-empty list of fractions in (0, 1], "
+                         f"got {fractions!r}")
+    if not isinstance(n_random, int) or n_random < 1:
+        raise ValueError(f"`n_random` must be an int >= 1, got {n_random!r}")
+    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"`chunk` must be None or an int >= 1 (rows per attack), got {chunk!r}")
+    return attack, fr
+
+# %% ../nbs/07_explainers.ipynb #903201b3
+def ape_score(
+    model:nn.Module, # the classifier, in model space
+    x:Tensor, # images [B,C,H,W] in model space
+    maps:Tensor, # saliency maps [B,1,H,W] to score
+    target:Union[int, Tensor, None]=None, # the explained class, int or [B]; None: the prediction
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
+    attack:Optional[Callable]=None, # `attack(model, x, y, space)`, whole batches; None: L∞ PGD, 8/255, 10 steps
+    fractions:Sequence[float]=(0.01, 0.02, 0.05, 0.1, 0.2), # region sizes k, fractions of pixels
+    n_random:int=1, # random regions drawn per image and fraction
+    seed:int=0, # seed of the tie-breaks and of the random regions
+    chunk:Optional[int]=None, # rows (image, region) per attack; None: all at once
+)->APEResult: # per-sample `ape` [B], `fractions` [K], curves `explained`, `random` [B,K]
+    "APE (this project's definition): attack success in the map's top-k region minus in random ones"
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
     dev = model_device(model)
     x, maps = check_images(x).to(dev), _metrics.check_maps(maps).to(dev)
     B, C, H, W = x.shape
     if maps.shape[0] != B or maps.shape[-2:] != (H, W):
-        raise ValueError(f"`maps` {tuple(maps.shape)} must be [B,1,H,W] for images {tuple(x.shape)}")
-    attack = PGD(8/255, steps=10, norm='linf', random_start=False) if attack is None else attack
-    if not callable(attack): raise TypeError(f"`attack` must be callable as attack(model, x, y, space), got {type(attack).__name__}")
-    if getattr(attack, 'early_stop', False): raise ValueError("the APE attack must forward whole batches: use an attack with `early_stop=False`")
-    fr = torch.as_tensor(fractions, dtype=torch.float64).flatten()
-    if len(fr) == 0 or (fr <= 0).any() or (fr > 1).any(): raise ValueError(f"`fractions` must be a non-empty list of fractions in (0, 1], got {fractions!r}")
-    if not isinstance(n_random, int) or n_random < 1: raise ValueError(f"`n_random` must be an int >= 1, got {n_random!r}")
-    if chunk is not None and (not isinstance(chunk, int) or chunk < 1): raise ValueError(f"`chunk` must be None or an int >= 1 (rows per attack), got {chunk!r}")
+        raise ValueError(f"`maps` {tuple(maps.shape)} must be [B,1,H,W] "
+                         f"for images {tuple(x.shape)}")
+    attack, fr = _ape_options(attack, fractions, n_random, chunk)
     space = as_space(space)
     with preserve_state(model), torch.no_grad():
         model.eval()
         t = resolve_target(target, plain(model(x)))
-    if t.kind != 'index': raise TypeError("ape_score needs class-index targets (None, int or LongTensor [B]); explain multi-label findings one class at a time")
+    if t.kind != 'index':
+        raise TypeError("ape_score needs class-index targets (None, int or LongTensor [B]); "
+                        "explain multi-label findings one class at a time")
     K, N = len(fr), H * W
     ks = (fr * N).ceil().clamp(1, N).long().to(dev)
     g = torch.Generator().manual_seed(seed)
     regions = [_top_region(maps.float(), ks, g)]
-    regions += [_top_region(torch.rand(B, 1, H, W, generator=g).to(dev), ks, g) for _ in range(n_random)]
+    regions += [_top_region(torch.rand(B, 1, H, W, generator=g).to(dev), ks, g)
+                for _ in range(n_random)]
     M = torch.cat(regions).flatten(0, 1).to(x.dtype)                   # rows r = (draw*K + k)*B + b
     R = len(M)
     X, Y = x.repeat(R // B, 1, 1, 1), t.value.repeat(R // B)
@@ -122,103 +151,123 @@ def ape_score(model:nn.Module, # the classifier, in model space
     expl, rand = hit[0].T, hit[1:].mean(0).T
     return APEResult((expl - rand).mean(1), fr.float(), expl, rand)
 
+# %% ../nbs/07_explainers.ipynb #fd1cb975
 @delegates(ape_score, but=['target', 'space'])
 def ape_metric(**kwargs)->Callable: # `fn(maps, **context) -> [B]` for `evaluate`'s `metrics`
     "An `evaluate` metric `fn(maps, **context) -> [B]` computing `ape_score(..., **kwargs).ape`"
-    return lambda m, **kw: ape_score(kw['model'], kw['x'], m, kw['target'], kw['space'], **kwargs).ape
+    return lambda m, **kw: ape_score(kw['model'], kw['x'], m, kw['target'], kw['space'],
+                                     **kwargs).ape
 
 # %% ../nbs/07_explainers.ipynb #f73ceca8
 def _block(ci, co):
-    return nn.Sequential(nn.Conv2d(ci, co, 3, padding=1, bias=False), nn.BatchNorm2d(co), nn.ReLU(inplace=True),
-                         nn.Conv2d(co, co, 3, padding=1, bias=False), nn.BatchNorm2d(co), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(ci, co, 3, padding=1, bias=False), nn.BatchNorm2d(co), nn.ReLU(inplace=True),
+        nn.Conv2d(co, co, 3, padding=1, bias=False), nn.BatchNorm2d(co), nn.ReLU(inplace=True))
 
 class _Decoder(nn.Module):
-    "U-Net decoder: upsample, concatenate the encoder's skip, double conv; a zero-initialised 1x1 output"
+    "U-Net decoder: upsample, concatenate the skip, double conv; a zero-initialised 1x1 output"
     def __init__(self, nf, n_out):
         super().__init__()
-        self.ups = nn.ModuleList([nn.ConvTranspose2d(nf[i], nf[i-1], 2, stride=2) for i in range(len(nf) - 1, 0, -1)])
-        self.blocks = nn.ModuleList([_block(2 * nf[i-1], nf[i-1]) for i in range(len(nf) - 1, 0, -1)])
+        levels = range(len(nf) - 1, 0, -1)
+        self.ups = nn.ModuleList([nn.ConvTranspose2d(nf[i], nf[i-1], 2, stride=2) for i in levels])
+        self.blocks = nn.ModuleList([_block(2 * nf[i-1], nf[i-1]) for i in levels])
         self.out = nn.Conv2d(nf[0], n_out, 1)
-        nn.init.zeros_(self.out.weight); nn.init.zeros_(self.out.bias)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
     def forward(self, feats):
         h = feats[-1]
-        for up, blk, skip in zip(self.ups, self.blocks, reversed(feats[:-1])): h = blk(torch.cat([up(h), skip], 1))
+        for up, blk, skip in zip(self.ups, self.blocks, reversed(feats[:-1])):
+            h = blk(torch.cat([up(h), skip], 1))
         return self.out(h)
 
 class SimAdvUNet(nn.Module):
-    "U-Net with a shared encoder and two heads: `similar` and `adversarial` pixel-space images, `[B,C,H,W]` each"
+    "U-Net with a shared encoder and two heads, `similar` and `adversarial` pixel images [B,C,H,W]"
     heads = ('similar', 'adversarial')
     def __init__(self,
-                 n_in:int=3, # image channels (input and both outputs)
-                 nf:Sequence[int]=(16, 32, 64), # filters per level (at least two levels)
-                ):
+        n_in:int=3, # image channels (input and both outputs)
+        nf:Sequence[int]=(16, 32, 64), # filters per level (at least two levels)
+    ):
         super().__init__()
         nf = tuple(nf)
-        if len(nf) < 2 or any(not isinstance(f, int) or f < 1 for f in nf): raise ValueError(f"`nf` must list >= 2 positive filter counts, e.g. (16, 32, 64), got {nf!r}")
+        if len(nf) < 2 or any(not isinstance(f, int) or f < 1 for f in nf):
+            raise ValueError(f"`nf` must list >= 2 positive filter counts, e.g. (16, 32, 64), "
+                             f"got {nf!r}")
         self.nf = nf
         self.enc = nn.ModuleList([_block(n_in if i == 0 else nf[i-1], f) for i, f in enumerate(nf)])
         self.dec = nn.ModuleDict({h: _Decoder(nf, n_in) for h in self.heads})
 
     def forward(self,
-                xp:Tensor, # pixel images [B,C,H,W], sides divisible by 2**(levels-1)
-               )->tuple: # `(similar, adversarial)` pixel images [B,C,H,W]
+        xp:Tensor, # pixel images [B,C,H,W], sides divisible by 2**(levels-1)
+    )->tuple: # `(similar, adversarial)` pixel images [B,C,H,W]
         f = 2 ** (len(self.nf) - 1)
         if xp.shape[-1] % f or xp.shape[-2] % f:
-            raise ValueError(f"image size {tuple(xp.shape[-2:])} must be divisible by {f} for a U-Net with {len(self.nf)} levels; resize or use fewer `nf`")
+            raise ValueError(f"image size {tuple(xp.shape[-2:])} must be divisible by {f} "
+                             f"for a U-Net with {len(self.nf)} levels; resize or use fewer `nf`")
         feats, h = [], xp
         for i, b in enumerate(self.enc):
-            h = b(h if i == 0 else F.max_pool2d(h, 2)); feats.append(h)
+            h = b(h if i == 0 else F.max_pool2d(h, 2))
+            feats.append(h)
         z = torch.logit(xp.clamp(1e-3, 1 - 1e-3))
         return tuple(torch.sigmoid(z + self.dec[k](feats)) for k in self.heads)
 
 # %% ../nbs/07_explainers.ipynb #64d1bd8e
 class RandomGeometric(nn.Module):
-    "Random per-sample rotation (±`degrees`), shift (±`shift` of the size), horizontal/vertical flips; reflection padding"
+    "Per-sample random rotation (±`degrees`), shift (±`shift`), h/v flips; reflection padding"
     def __init__(self,
-                 degrees:float=15., # largest rotation, degrees either way
-                 shift:float=0.1, # largest shift, a fraction of the size either way
-                 hflip:bool=True, # random horizontal flips
-                 vflip:bool=True, # random vertical flips
-                ): super().__init__(); store_attr()
+        degrees:float=15., # largest rotation, degrees either way
+        shift:float=0.1, # largest shift, a fraction of the size either way
+        hflip:bool=True, # random horizontal flips
+        vflip:bool=True, # random vertical flips
+    ):
+        super().__init__()
+        store_attr()
+
     def forward(self,
-                xp:Tensor, # pixel images [B,C,H,W]
-               )->Tensor: # one random transform per image, same shape
+        xp:Tensor, # pixel images [B,C,H,W]
+    )->Tensor: # one random transform per image, same shape
         B, dev = len(xp), xp.device
         th = (torch.rand(B, device=dev) * 2 - 1) * math.radians(self.degrees)
-        sx = torch.where(torch.rand(B, device=dev) < 0.5, -1., 1.) if self.hflip else torch.ones(B, device=dev)
-        sy = torch.where(torch.rand(B, device=dev) < 0.5, -1., 1.) if self.vflip else torch.ones(B, device=dev)
+        sx = (torch.where(torch.rand(B, device=dev) < 0.5, -1., 1.) if self.hflip
+              else torch.ones(B, device=dev))
+        sy = (torch.where(torch.rand(B, device=dev) < 0.5, -1., 1.) if self.vflip
+              else torch.ones(B, device=dev))
         t = (torch.rand(B, 2, device=dev) * 2 - 1) * 2 * self.shift
         A = torch.stack([torch.stack([th.cos() * sx, -th.sin() * sy, t[:, 0]], 1),
                          torch.stack([th.sin() * sx, th.cos() * sy, t[:, 1]], 1)], 1).to(xp.dtype)
         grid = F.affine_grid(A, list(xp.shape), align_corners=False)
-        return F.grid_sample(xp, grid, mode='bilinear', padding_mode='reflection', align_corners=False)
+        return F.grid_sample(xp, grid, mode='bilinear', padding_mode='reflection',
+                             align_corners=False)
 
+# %% ../nbs/07_explainers.ipynb #cb089a4b
 class SimAdvModel(nn.Module):
-    "Learner model: `generator` (+ optional `augment`) on pixel images, outputs `(x, s, a, f(x), f(s), f(a))` of the frozen `classifier`"
+    "Learner model: `generator` (+ `augment`) on pixel images, the frozen `classifier` on all three"
     def __init__(self,
-                 generator:nn.Module, # pixel image -> `(similar, adversarial)`, e.g. a `SimAdvUNet`
-                 classifier:nn.Module, # the frozen classifier, in model space
-                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                 augment:Optional[Callable]=None, # random transform of the pixel batch, in training only
-                ):
+        generator:nn.Module, # pixel image -> `(similar, adversarial)`, e.g. a `SimAdvUNet`
+        classifier:nn.Module, # the frozen classifier, in model space
+        space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
+        augment:Optional[Callable]=None, # random transform of the pixel batch, in training only
+    ):
         super().__init__()
-        if not isinstance(classifier, nn.Module): raise TypeError(f"`classifier` must be an nn.Module, got {type(classifier).__name__}")
+        if not isinstance(classifier, nn.Module):
+            raise TypeError(f"`classifier` must be an nn.Module, got {type(classifier).__name__}")
         self.generator, self.augment, self.space = generator, augment, as_space(space)
-        object.__setattr__(self, 'classifier', classifier)   # outside the module tree: not optimised, not moved, not saved
+        # outside the module tree: not optimised, not moved, not saved
+        object.__setattr__(self, 'classifier', classifier)
 
     def classify(self,
-                 xp:Tensor, # pixel images [B,C,H,W]
-                )->Tensor: # the classifier's logits
-        "Logits of the frozen classifier (eval mode, detached weights) for pixel images `xp`; gradients reach `xp` only"
+        xp:Tensor, # pixel images [B,C,H,W]
+    )->Tensor: # the classifier's logits
+        "The frozen classifier's eval-mode logits for pixel images `xp`; gradients reach `xp` only"
         clf = self.classifier
         params = {k: v.detach() for k, v in clf.named_parameters()}
         with preserve_state(clf):
             clf.eval()
-            return plain(torch.func.functional_call(clf, {**params, **dict(clf.named_buffers())}, (self.space.to_model(xp),)))
+            state = {**params, **dict(clf.named_buffers())}
+            return plain(torch.func.functional_call(clf, state, (self.space.to_model(xp),)))
 
     def forward(self,
-                xm:Tensor, # a batch in model space
-               )->tuple: # `(x, s, a, f(x), f(s), f(a))`: pixel input, both outputs, the classifier's logits
+        xm:Tensor, # a batch in model space
+    )->tuple: # `(x, s, a, f(x), f(s), f(a))`: pixel input, both outputs, the classifier's logits
         "The pixel input, both generated images and the classifier's logits on all three"
         xp = self.space.to_pixel(plain(xm))
         if self.training and self.augment is not None: xp = self.augment(xp)
@@ -226,107 +275,129 @@ class SimAdvModel(nn.Module):
         with torch.no_grad(): lx = self.classify(xp)
         return xp, s, a, lx, self.classify(s), self.classify(a)
 
-def flip_loss(logits:Tensor, # logits [B,C]
-              c:Tensor, # the class to move away from, [B]
-             )->Tensor: # per-sample loss [B]
-    "Per-sample `-log(1 - p_c)`: pushes the probability of class `c` down (binary: cross-entropy towards the other class)"
+# %% ../nbs/07_explainers.ipynb #3bc03c6e
+def flip_loss(
+    logits:Tensor, # logits [B,C]
+    c:Tensor, # the class to move away from, [B]
+)->Tensor: # per-sample loss [B]
+    "Per-sample `-log(1 - p_c)`, pushing p_c down (two classes: cross-entropy to the other class)"
     z = logits.float()
     return -(torch.logsumexp(z.scatter(1, c[:, None], -float('inf')), 1) - torch.logsumexp(z, 1))
 
 class SimAdvLoss(nn.Module):
-    "similar keeps the classifier's decision, adversarial flips it, both stay close (L1) to the input"
+    "similar keeps the decision, adversarial flips it, both stay close (L1) to the input"
     def __init__(self,
-                 prox:float=10., # weight of the L1 distance of both outputs to the input
-                 sim:float=1., # weight of keeping the decision (similar head)
-                 adv:float=1., # weight of flipping the decision (adversarial head)
-                ): super().__init__(); store_attr()
+        prox:float=10., # weight of the L1 distance of both outputs to the input
+        sim:float=1., # weight of keeping the decision (similar head)
+        adv:float=1., # weight of flipping the decision (adversarial head)
+    ):
+        super().__init__()
+        store_attr()
+
     def forward(self,
-                out:tuple, # `SimAdvModel`'s output
-                *yb, # the batch's labels, unused: the classifier's decision is the target
-               )->Tensor: # the loss, a scalar
+        out:tuple, # `SimAdvModel`'s output
+        *yb, # the batch's labels, unused: the classifier's decision is the target
+    )->Tensor: # the loss, a scalar
         "The weighted sum of the three terms, averaged over the batch"
         xp, s, a, lx, ls, la = out
         c = lx.argmax(1)
         prox = (s - xp).abs().mean() + (a - xp).abs().mean()
-        return self.sim * F.cross_entropy(ls.float(), c) + self.adv * flip_loss(la, c).mean() + self.prox * prox
+        task = self.sim * F.cross_entropy(ls.float(), c) + self.adv * flip_loss(la, c).mean()
+        return task + self.prox * prox
 
-def keep_rate(out:tuple, # `SimAdvModel`'s output
-              *yb, # the batch's labels, unused
-             )->Tensor: # a fraction, scalar
+# %% ../nbs/07_explainers.ipynb #baa4164b
+def keep_rate(
+    out:tuple, # `SimAdvModel`'s output
+    *yb, # the batch's labels, unused
+)->Tensor: # a fraction, scalar
     "Fraction of images whose similar output keeps the classifier's decision"
     return (out[4].argmax(1) == out[3].argmax(1)).float().mean()
 
-def flip_rate(out:tuple, # `SimAdvModel`'s output
-              *yb, # the batch's labels, unused
-             )->Tensor: # a fraction, scalar
+def flip_rate(
+    out:tuple, # `SimAdvModel`'s output
+    *yb, # the batch's labels, unused
+)->Tensor: # a fraction, scalar
     "Fraction of images whose adversarial output changes the classifier's decision"
     return (out[5].argmax(1) != out[3].argmax(1)).float().mean()
 
+# %% ../nbs/07_explainers.ipynb #8c65feb3
 @delegates(Learner, but=['loss_func', 'metrics'])
-def simadv_learner(dls:DataLoaders, # the classifier's data
-                   classifier:nn.Module, # the frozen classifier to explain
-                   nf:Sequence[int]=(16, 32, 64), # generator filters per level
-                   augment:Union[bool, Callable, None]=None, # True: `RandomGeometric()`; or a callable on pixel batches
-                   prox:float=10., # weight of the L1 distance of both outputs to the input
-                   sim:float=1., # weight of keeping the decision
-                   adv:float=1., # weight of flipping the decision
-                   space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: from `dls`
-                   **kwargs,
-                  )->Learner: # fit it like any fastai `Learner`
-    "A fastai `Learner` training a `SimAdvUNet` against the frozen `classifier` on `dls` (space read from `dls` by default)"
+def simadv_learner(
+    dls:DataLoaders, # the classifier's data
+    classifier:nn.Module, # the frozen classifier to explain
+    nf:Sequence[int]=(16, 32, 64), # generator filters per level
+    augment:Union[bool, Callable, None]=None, # True: `RandomGeometric()`; or a callable on pixel batches
+    prox:float=10., # weight of the L1 distance of both outputs to the input
+    sim:float=1., # weight of keeping the decision
+    adv:float=1., # weight of flipping the decision
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: from `dls`
+    **kwargs,
+)->Learner: # fit it like any fastai `Learner`
+    "A fastai `Learner` training a `SimAdvUNet` against the frozen `classifier` on `dls`"
     space = as_space(dls if space is None else space)
     if augment is True: augment = RandomGeometric()
-    if augment is not None and not callable(augment): raise TypeError(f"`augment` must be None, True or a callable on pixel batches, got {type(augment).__name__}")
+    if augment is not None and not callable(augment):
+        raise TypeError(f"`augment` must be None, True or a callable on pixel batches, "
+                        f"got {type(augment).__name__}")
     n_in = dls.one_batch()[0].shape[1]
-    model = SimAdvModel(SimAdvUNet(n_in, nf).to(model_device(classifier)), classifier, space, augment)
-    return Learner(dls, model, loss_func=SimAdvLoss(prox, sim, adv), metrics=[keep_rate, flip_rate], **kwargs)
+    generator = SimAdvUNet(n_in, nf).to(model_device(classifier))
+    model = SimAdvModel(generator, classifier, space, augment)
+    return Learner(dls, model, loss_func=SimAdvLoss(prox, sim, adv), metrics=[keep_rate, flip_rate],
+                   **kwargs)
 
 # %% ../nbs/07_explainers.ipynb #d98cfd1e
 class GeneratorExplainer(SaliencyMethod):
-    "Saliency `|similar − adversarial|` of a trained `SimAdvUNet` (Charachon et al. 2020): one generator forward pass"
+    "Saliency `|similar − adversarial|` of a trained `SimAdvUNet` (Charachon et al. 2020)"
     name = 'simadv'
     def __init__(self,
-                 generator:SimAdvUNet, # the trained generator (`learn.model.generator`)
-                 classifier:Optional[nn.Module]=None, # the classifier it was trained against; None: no check
-                 reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum', # channel reduction; None: signed [B,C,H,W]
-                 strict:bool=True, # refuse to explain a model other than `classifier`
-                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # the training space: every call's default
-                ):
-        if not isinstance(generator, SimAdvUNet): raise TypeError(f"`generator` must be a SimAdvUNet, got {type(generator).__name__}")
-        self.generator, self.classifier, self.reduce, self.strict = generator, classifier, _check_reduce(reduce), strict
+        generator:SimAdvUNet, # the trained generator (`learn.model.generator`)
+        classifier:Optional[nn.Module]=None, # the classifier it was trained against; None: no check
+        reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum', # channel reduction; None: signed
+        strict:bool=True, # refuse to explain a model other than `classifier`
+        space:Union[InputSpace, DataLoaders, Learner, None]=None, # the training space: every call's default
+    ):
+        if not isinstance(generator, SimAdvUNet):
+            raise TypeError(f"`generator` must be a SimAdvUNet, got {type(generator).__name__}")
+        self.generator, self.classifier = generator, classifier
+        self.reduce, self.strict = check_reduce(reduce), strict
         self.space = as_space(space)      # the training space: the default of every call
 
     @classmethod
     def from_learner(cls,
-                     learn:Learner, # a learner built by `simadv_learner`, trained
-                     **kwargs,
-                    )->GeneratorExplainer:
+        learn:Learner, # a learner built by `simadv_learner`, trained
+        **kwargs,
+    )->GeneratorExplainer:
         "The explainer of a learner built by `simadv_learner` (with the space it was trained in)"
-        return cls(learn.model.generator, learn.model.classifier, **{'space': learn.model.space, **kwargs})
+        m = learn.model
+        return cls(m.generator, m.classifier, **{'space': m.space, **kwargs})
 
     def pair(self,
-             x:Tensor, # images [B,C,H,W] in model space
-             space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: the training space
-            )->tuple: # `(similar, adversarial)` pixel images [B,C,H,W]
-        "The `(similar, adversarial)` pixel images for model-space `x` (`space=None`: the training space)"
-        x, space = check_images(x).to(model_device(self.generator)), as_space(self.space if space is None else space)
+        x:Tensor, # images [B,C,H,W] in model space
+        space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model; None: the training space
+    )->tuple: # `(similar, adversarial)` pixel images [B,C,H,W]
+        "`(similar, adversarial)` pixel images of model-space `x` (`space=None`: training space)"
+        x = check_images(x).to(model_device(self.generator))
+        space = as_space(self.space if space is None else space)
         with preserve_state(self.generator), torch.no_grad():
             return self.generator.eval()(space.to_pixel(x))
 
     def __call__(self,
-                 model:nn.Module, # the classifier explained: the one trained against (unless `strict=False`)
-                 x:Tensor, # images [B,C,H,W] in model space
-                 target:Union[int, Tensor, Callable, None]=None, # only checked for its length: maps explain the decision
-                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: the training space
-                )->Tensor: # maps [B,1,H,W]
+        model:nn.Module, # the classifier explained: the one trained against (unless `strict=False`)
+        x:Tensor, # images [B,C,H,W] in model space
+        target:Union[int, Tensor, Callable, None]=None, # only checked for its length: maps explain the decision
+        space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model; None: the training space
+    )->Tensor: # maps [B,1,H,W]
         "Maps `|similar − adversarial|` of `x`, reduced over channels"
-        if not isinstance(model, nn.Module): raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
         if self.strict and self.classifier is not None and model is not self.classifier:
-            raise ValueError("this generator was trained to explain a different classifier; train one for this model with "
-                             "`simadv_learner(dls, model)`, or pass `strict=False` if `model` is an equivalent copy")
+            raise ValueError("this generator was trained to explain a different classifier; "
+                             "train one for this model with `simadv_learner(dls, model)`, "
+                             "or pass `strict=False` if `model` is an equivalent copy")
         x = check_images(x)
         if isinstance(target, Tensor) and target.ndim > 0 and len(target) != len(x):
-            raise ValueError(f"`target` has {len(target)} entries but the batch has {len(x)} images; give one target per image")
+            raise ValueError(f"`target` has {len(target)} entries but the batch has {len(x)} "
+                             "images; give one target per image")
         s, a = self.pair(x, space)
         return reduce_map(s - a, self.reduce)
 

@@ -13,12 +13,13 @@ from torch import nn, Tensor
 from fastcore.basics import store_attr
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
-from .core import (plain, check_images, resolve_target, preserve_state, as_space, model_device,
-                                  InputSpace)
+from .core import (plain, check_images, resolve_target, preserve_state, as_space,
+                                  model_device, InputSpace, avg_ranks, predicted_class)
 from .core import fold_bn as _fold
-from .saliency import image_seeds, _mix32
-from .stability import (max_sensitivity, avg_sensitivity, local_lipschitz, relative_input_stability,
-                                       fragility_attack)
+from .saliency import image_seeds, mix32
+from .attacks import tv_penalty
+from .stability import (max_sensitivity, avg_sensitivity, local_lipschitz,
+                                       relative_input_stability, fragility_attack)
 from .road import road_impute, road_curve, road_auc
 
 # %% auto #0
@@ -36,12 +37,14 @@ __all__ = ['METRICS', 'METRIC_BETTER', 'COSTLY_METRICS', 'check_maps', 'boxes_to
 def check_maps(maps:Tensor, # saliency maps [B,1,H,W]; [B,H,W] and [B,C,H,W] are accepted
                name:str='maps', # the argument's name, for error messages
               )->Tensor: # plain float maps [B,1,H,W]
-    "Validate saliency maps and return them as a plain float tensor `[B,1,H,W]` (`[B,H,W]` accepted; `[B,C,H,W]` -> sum of |.| over C)"
+    "Checked `maps` as plain float `[B,1,H,W]` (`[B,H,W]` accepted; `[B,C,H,W]`: sum of |.| over C)"
     if not isinstance(maps, Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor [B,1,H,W], got {type(maps).__name__}; convert arrays with `torch.as_tensor`")
+        raise TypeError(f"`{name}` must be a torch.Tensor [B,1,H,W], got {type(maps).__name__}; "
+                        "convert arrays with `torch.as_tensor`")
     maps = plain(maps)
     if not maps.is_floating_point():
-        raise TypeError(f"`{name}` must be a floating-point tensor, got {maps.dtype}; use `{name}.float()`")
+        raise TypeError(f"`{name}` must be a floating-point tensor, got {maps.dtype}; "
+                        f"use `{name}.float()`")
     if maps.ndim == 3: maps = maps[:, None]
     if maps.ndim != 4:
         raise ValueError(f"`{name}` must have shape [B,1,H,W] or [B,H,W], got {tuple(maps.shape)}"
@@ -49,17 +52,18 @@ def check_maps(maps:Tensor, # saliency maps [B,1,H,W]; [B,H,W] and [B,C,H,W] are
     if maps.shape[0] == 0: raise ValueError(f"`{name}` is an empty batch (B=0)")
     if not torch.isfinite(maps).all():
         bad = (~torch.isfinite(maps)).flatten(1).any(1).nonzero().flatten().tolist()
-        raise ValueError(f"`{name}` contains NaN/Inf values (samples {bad[:10]}); a saliency method diverged or the model "
-                         "output is not finite — fix the method/model, or clean with `torch.nan_to_num` knowingly")
+        raise ValueError(f"`{name}` contains NaN/Inf values (samples {bad[:10]}); "
+                         "a saliency method diverged or the model output is not finite — "
+                         "fix the method/model, or clean with `torch.nan_to_num` knowingly")
     if maps.shape[1] != 1: maps = maps.abs().sum(1, keepdim=True)
     return maps
 
 # %% ../nbs/05_metrics.ipynb #0b5250d8
 def boxes_to_masks(boxes:Tensor, # boxes [B,4] (x0,y0,x1,y1) in pixel-edge coordinates
                    shape:Sequence[int], # size of the masks: (H,W), or any shape that ends in H,W
-                   device:Union[str, torch.device, None]=None, # device of the masks; None: the boxes' device
+                   device:Union[str, torch.device, None]=None, # None: the boxes' device
                   )->Tensor: # bool masks [B,1,H,W]
-    "Bool masks `[B,1,H,W]` from boxes `[B,4]` (x0,y0,x1,y1 in pixel-edge coordinates; a pixel is inside when its centre is)"
+    "Bool masks `[B,1,H,W]` of boxes `[B,4]` (x0,y0,x1,y1): a pixel is inside when its centre is"
     boxes = _check_boxes(boxes)
     H, W = shape[-2:]
     b = boxes.to(device or boxes.device, torch.float32)
@@ -70,20 +74,26 @@ def boxes_to_masks(boxes:Tensor, # boxes [B,4] (x0,y0,x1,y1) in pixel-edge coord
     return (iny[:, :, None] & inx[:, None, :])[:, None]
 
 def _check_boxes(boxes, name='boxes') -> Tensor:
-    if not isinstance(boxes, Tensor): raise TypeError(f"`{name}` must be a tensor [B,4] (x0,y0,x1,y1), got {type(boxes).__name__}")
+    if not isinstance(boxes, Tensor):
+        raise TypeError(f"`{name}` must be a tensor [B,4] (x0,y0,x1,y1), "
+                        f"got {type(boxes).__name__}")
     boxes = plain(boxes)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"`{name}` must have shape [B,4] (x0,y0,x1,y1 in pixels), got {tuple(boxes.shape)}")
+        raise ValueError(f"`{name}` must have shape [B,4] (x0,y0,x1,y1 in pixels), "
+                         f"got {tuple(boxes.shape)}")
     if not boxes.is_floating_point(): boxes = boxes.float()
     if not torch.isfinite(boxes).all():
-        raise ValueError(f"`{name}` contains NaN/Inf (an absent finding?); select the samples that have a box first")
+        raise ValueError(f"`{name}` contains NaN/Inf (an absent finding?); "
+                         "select the samples that have a box first")
     if ((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])).any():
-        raise ValueError(f"`{name}` must satisfy x1 > x0 and y1 > y0 (format x0,y0,x1,y1, not x,y,w,h)")
+        raise ValueError(f"`{name}` must satisfy x1 > x0 and y1 > y0 "
+                         "(format x0,y0,x1,y1, not x,y,w,h)")
     return boxes
 
+# %% ../nbs/05_metrics.ipynb #0c58a9a4
 def masks_to_boxes(masks:Tensor, # bool masks [B,1,H,W] (or [B,H,W]), none of them empty
                   )->Tensor: # bounding boxes [B,4] (x0,y0,x1,y1), pixel-edge coordinates
-    "Bounding boxes `[B,4]` (x0,y0,x1,y1, pixel-edge coordinates) of bool masks `[B,1,H,W]`; empty masks are an error"
+    "Bounding boxes `[B,4]` (x0,y0,x1,y1) of non-empty bool masks `[B,1,H,W]`"
     m = plain(masks)
     if m.ndim == 4: m = m[:, 0]
     if m.flatten(1).sum(1).eq(0).any(): raise ValueError("cannot box an empty mask")
@@ -93,29 +103,36 @@ def masks_to_boxes(masks:Tensor, # bool masks [B,1,H,W] (or [B,H,W]), none of th
     y1, x1 = H - rows.flip(1).argmax(1), W - cols.flip(1).argmax(1)
     return torch.stack([x0, y0, x1, y1], 1).float()
 
+# %% ../nbs/05_metrics.ipynb #d6fd1e2e
 def _region(maps, masks=None, boxes=None) -> Tensor:
-    "The ground-truth region as bool `[B,1,H,W]` from exactly one of `masks`/`boxes`, checked against `maps`"
+    "Bool region `[B,1,H,W]` from exactly one of `masks`/`boxes`, checked against `maps`"
     if boxes is None and isinstance(masks, Tensor) and masks.ndim == 2 and masks.shape[1] == 4:
         masks, boxes = None, masks   # boxes [B,4] given in the `masks` position
-    if (masks is None) == (boxes is None): raise ValueError("give exactly one of `masks` (bool [B,1,H,W]) or `boxes` ([B,4])")
+    if (masks is None) == (boxes is None):
+        raise ValueError("give exactly one of `masks` (bool [B,1,H,W]) or `boxes` ([B,4])")
     B, _, H, W = maps.shape
     if boxes is not None:
         boxes = _check_boxes(boxes)
-        if boxes.shape[0] != B: raise ValueError(f"`boxes` has {boxes.shape[0]} rows, `maps` has {B} samples")
+        if boxes.shape[0] != B:
+            raise ValueError(f"`boxes` has {boxes.shape[0]} rows, `maps` has {B} samples")
         m = boxes_to_masks(boxes, (H, W), maps.device)
     else:
-        if not isinstance(masks, Tensor): raise TypeError(f"`masks` must be a bool tensor [B,1,H,W], got {type(masks).__name__}")
+        if not isinstance(masks, Tensor):
+            raise TypeError(f"`masks` must be a bool tensor [B,1,H,W], got {type(masks).__name__}")
         m = plain(masks)
         if m.dtype != torch.bool:
-            raise TypeError(f"`masks` must be a bool tensor, got {m.dtype}; convert with `masks > 0.5` (or `masks.bool()`)")
+            raise TypeError(f"`masks` must be a bool tensor, got {m.dtype}; "
+                            "convert with `masks > 0.5` (or `masks.bool()`)")
         if m.ndim == 3: m = m[:, None]
         if m.shape != (B, 1, H, W):
-            raise ValueError(f"`masks` shape {tuple(masks.shape)} does not match `maps` {tuple(maps.shape)}; "
-                             "resize the maps (`F.interpolate`) or the masks so that B, H and W agree")
+            raise ValueError(f"`masks` shape {tuple(masks.shape)} does not match `maps` "
+                             f"{tuple(maps.shape)}; resize the maps (`F.interpolate`) or the masks "
+                             "so that B, H and W agree")
         m = m.to(maps.device)
     empty = m.flatten(1).sum(1).eq(0)
     if empty.any():
-        raise ValueError(f"empty ground-truth region for samples {empty.nonzero().flatten().tolist()[:10]}; "
+        raise ValueError(f"empty ground-truth region for samples "
+                         f"{empty.nonzero().flatten().tolist()[:10]}; "
                          "localisation is undefined there — drop those samples")
     return m
 
@@ -134,57 +151,52 @@ def gini(maps:Tensor, # saliency maps [B,1,H,W]
     k = torch.arange(1, N + 1, device=a.device, dtype=a.dtype)
     return 1 - 2 * ((a / a.sum(1, keepdim=True)) * (N - k + 0.5) / N).sum(1)
 
+# %% ../nbs/05_metrics.ipynb #d33264c7
 def entropy(maps:Tensor, # saliency maps [B,1,H,W]
               )->Tensor: # one score per sample [B]
     "Normalised Shannon entropy of |maps|/‖maps‖₁ per sample: 1 flat, 0 one pixel"
     a = _flat_abs(maps)
     p = a / a.sum(1, keepdim=True)
-    return -torch.xlogy(p, p).sum(1) / math.log(a.shape[1]) if a.shape[1] > 1 else torch.zeros(a.shape[0], device=a.device)
+    if a.shape[1] <= 1: return torch.zeros(a.shape[0], device=a.device)
+    return -torch.xlogy(p, p).sum(1) / math.log(a.shape[1])
 
+# %% ../nbs/05_metrics.ipynb #26ab6ffe
 def hoyer(maps:Tensor, # saliency maps [B,1,H,W]
             )->Tensor: # one score per sample [B]
     "Hoyer sparseness of |maps| per sample: 0 flat, 1 one pixel"
     a = _flat_abs(maps)
-    if a.shape[1] == 1: return torch.zeros(a.shape[0], device=a.device)   # one pixel: flat and peaked at once (as gini)
+    # one pixel: flat and peaked at once (as gini)
+    if a.shape[1] == 1: return torch.zeros(a.shape[0], device=a.device)
     r = math.sqrt(a.shape[1])
     return (r - a.sum(1) / a.norm(dim=1)) / (r - 1)
 
+# %% ../nbs/05_metrics.ipynb #89969952
 def total_variation(maps:Tensor, # saliency maps [B,1,H,W]
                       )->Tensor: # one score per sample [B]
     "Anisotropic total variation of |maps| divided by its L1 norm, per sample (low = coherent)"
     a = check_maps(maps).abs().float()
-    tv = (a[..., 1:, :] - a[..., :-1, :]).abs().flatten(1).sum(1) + (a[..., :, 1:] - a[..., :, :-1]).abs().flatten(1).sum(1)
-    return tv / a.flatten(1).sum(1).clamp_min(torch.finfo(a.dtype).tiny)
+    return tv_penalty(a) / a.flatten(1).sum(1).clamp_min(torch.finfo(a.dtype).tiny)
 
+# %% ../nbs/05_metrics.ipynb #273c5b3c
 def topk_mass(maps:Tensor, # saliency maps [B,1,H,W]
               k:Union[float, int]=0.05, # a fraction of the pixels, or an int count of pixels
              )->Tensor: # one score per sample [B]
-    "Fraction of the |maps| mass in the top `k` pixels per sample (`k` a fraction of the pixels, or an int count)"
+    "Fraction of the |maps| mass in the top `k` pixels per sample"
     a = _flat_abs(maps)
     N = a.shape[1]
     n = k if isinstance(k, int) and not isinstance(k, bool) else math.ceil(float(k) * N)
-    if not 1 <= n <= N: raise ValueError(f"`k` must select between 1 and {N} pixels (a fraction in (0,1] or an int), got {k}")
+    if not 1 <= n <= N:
+        raise ValueError(f"`k` must select between 1 and {N} pixels "
+                         f"(a fraction in (0,1] or an int), got {k}")
     return a.topk(n, 1).values.sum(1) / a.sum(1)
 
-# %% ../nbs/05_metrics.ipynb #d9cbc5cb
-def _avg_ranks(v: Tensor) -> Tensor:
-    "Ranks 1..N along dim 1 with ties given their average rank (as scipy.stats.rankdata), batched"
-    B, N = v.shape
-    s, order = v.sort(dim=1, stable=True)
-    idx = torch.arange(N, device=v.device).expand(B, N)
-    new = torch.ones_like(s, dtype=torch.bool); new[:, 1:] = s[:, 1:] != s[:, :-1]
-    end = torch.ones_like(new); end[:, :-1] = new[:, 1:]
-    first = torch.where(new, idx, torch.zeros_like(idx)).cummax(1).values
-    last = torch.where(end, idx, torch.full_like(idx, N)).flip(1).cummin(1).values.flip(1)
-    r = (first + last).double() / 2 + 1
-    return torch.empty_like(r).scatter_(1, order, r)
-
+# %% ../nbs/05_metrics.ipynb #0d8b169a
 def pointing_game(maps:Tensor, # saliency maps [B,1,H,W]
-                  masks:Optional[Tensor]=None, # bool region [B,1,H,W] (boxes [B,4] given here are recognised)
+                  masks:Optional[Tensor]=None, # bool region [B,1,H,W] (or boxes [B,4])
                   boxes:Optional[Tensor]=None, # or the region as boxes [B,4] (x0,y0,x1,y1)
                   tolerance:float=0, # pixels (Euclidean) the arg-max may lie outside the region
                  )->Tensor: # hit per sample [B]; tied maxima: the fraction of them that hit
-    "1. where the arg-max of `maps` lies in the region (or within `tolerance` pixels of it), else 0."
+    "1. where the arg-max of `maps` lies in the region (or within `tolerance` pixels), else 0."
     maps = check_maps(maps)
     m = _region(maps, masks, boxes)
     if tolerance < 0: raise ValueError(f"`tolerance` must be >= 0 pixels, got {tolerance}")
@@ -194,93 +206,108 @@ def pointing_game(maps:Tensor, # saliency maps [B,1,H,W]
         disc = ((d[:, None]**2 + d[None]**2) <= tolerance**2).float()[None, None]
         m = F.conv2d(m.float(), disc, padding=r) > 0
     v = maps.flatten(1)
-    top = v == v.amax(1, keepdim=True)   # all maxima: ties are scored by expectation, not broken by position
+    # all maxima: ties are scored by expectation, not broken by position
+    top = v == v.amax(1, keepdim=True)
     return (top & m.flatten(1)).sum(1).float() / top.sum(1)
 
+# %% ../nbs/05_metrics.ipynb #b13da6e1
 def energy_pointing_game(maps:Tensor, # saliency maps [B,1,H,W]
-                         masks:Optional[Tensor]=None, # bool region [B,1,H,W] (boxes [B,4] given here are recognised)
+                         masks:Optional[Tensor]=None, # bool region [B,1,H,W] (or boxes [B,4])
                          boxes:Optional[Tensor]=None, # or the region as boxes [B,4] (x0,y0,x1,y1)
                         )->Tensor: # one score per sample [B]
-    "Fraction of the positive mass of `maps` inside the region (Score-CAM's energy-based pointing game)"
+    "Fraction of the positive mass of `maps` in the region (Score-CAM's energy-based pointing game)"
     maps = check_maps(maps)
     m = _region(maps, masks, boxes).flatten(1)
     a = maps.flatten(1).clamp_min(0).float()
-    a = torch.where(a.sum(1, keepdim=True) == 0, torch.ones_like(a), a)   # no positive mass: flat map
+    a = torch.where(a.sum(1, keepdim=True) == 0, torch.ones_like(a), a)   # no positive mass: flat
     return (a * m).sum(1) / a.sum(1)
 
 def relevance_mass(maps:Tensor, # saliency maps [B,1,H,W]
-                   masks:Optional[Tensor]=None, # bool region [B,1,H,W] (boxes [B,4] given here are recognised)
+                   masks:Optional[Tensor]=None, # bool region [B,1,H,W] (or boxes [B,4])
                    boxes:Optional[Tensor]=None, # or the region as boxes [B,4] (x0,y0,x1,y1)
                   )->Tensor: # one score per sample [B]
-    "Relevance mass accuracy (Arras et al. 2022): positive relevance inside the region / total positive relevance"
+    "Relevance mass accuracy (Arras et al. 2022): share of the positive relevance inside the region"
     return energy_pointing_game(maps, masks, boxes)
 
+# %% ../nbs/05_metrics.ipynb #fe64459c
 def relevance_rank(maps:Tensor, # saliency maps [B,1,H,W]
-                   masks:Optional[Tensor]=None, # bool region [B,1,H,W] (boxes [B,4] given here are recognised)
+                   masks:Optional[Tensor]=None, # bool region [B,1,H,W] (or boxes [B,4])
                    boxes:Optional[Tensor]=None, # or the region as boxes [B,4] (x0,y0,x1,y1)
                   )->Tensor: # one score per sample [B]
-    "Relevance rank accuracy (Arras et al. 2022): fraction of the K top-ranked pixels inside the region, K = region size"
+    "Relevance rank accuracy (Arras et al. 2022): share of the top-K pixels in a region of K pixels"
     maps = check_maps(maps)
     m = _region(maps, masks, boxes).flatten(1)
     v, K = maps.flatten(1), m.sum(1)
     kth = v.sort(1, descending=True).values.gather(1, (K - 1)[:, None])   # the K-th largest value
     above, tied = v > kth, v == kth
-    # pixels tied at the K-th value fill the K - |above| remaining places in proportion to their hits
+    # pixels tied at the K-th value fill the K - |above| remaining places
+    # in proportion to their hits
     hits = (above & m).sum(1) + (K - above.sum(1)) * (tied & m).sum(1) / tied.sum(1)
     return hits.float() / K
 
+# %% ../nbs/05_metrics.ipynb #5a49f492
 def mask_auc(maps:Tensor, # saliency maps [B,1,H,W]
-             masks:Optional[Tensor]=None, # bool region [B,1,H,W] (boxes [B,4] given here are recognised)
+             masks:Optional[Tensor]=None, # bool region [B,1,H,W] (or boxes [B,4])
              boxes:Optional[Tensor]=None, # or the region as boxes [B,4] (x0,y0,x1,y1)
             )->Tensor: # one score per sample [B]
-    "ROC-AUC of map values as a detector of region pixels per sample (ties count 1/2, as sklearn's roc_auc_score)"
+    "ROC-AUC per sample of map values as a detector of region pixels (ties count 1/2, as sklearn)"
     maps = check_maps(maps)
     m = _region(maps, masks, boxes).flatten(1)
-    npos = m.sum(1).double(); nneg = m.shape[1] - npos
+    npos = m.sum(1).double()
+    nneg = m.shape[1] - npos
     if (nneg == 0).any():
-        raise ValueError(f"the region covers the whole image for samples {(nneg == 0).nonzero().flatten().tolist()[:10]}; "
+        raise ValueError(f"the region covers the whole image for samples "
+                         f"{(nneg == 0).nonzero().flatten().tolist()[:10]}; "
                          "mask-AUC needs background pixels")
-    r = _avg_ranks(maps.flatten(1).double())   # Mann-Whitney U statistic from average ranks
+    r = avg_ranks(maps.flatten(1).double())   # Mann-Whitney U statistic from average ranks
     return (((r * m).sum(1) - npos * (npos + 1) / 2) / (npos * nneg)).float()
 
 # %% ../nbs/05_metrics.ipynb #0844c548
 def connected_components(fg:Tensor, # bool foreground [B,1,H,W] (or [B,H,W])
-                         max_iter:Optional[int]=None, # propagation steps at most; None: H·W (always enough)
+                         max_iter:Optional[int]=None, # steps at most; None: H·W (always enough)
                         )->Tensor: # long labels [B,1,H,W], 0 = background
-    "Labels `[B,1,H,W]` (long, 0 = background) of the 8-connected components of bool `fg`, batched label propagation"
+    "Labels `[B,1,H,W]` of the 8-connected components of bool `fg` (batched label propagation)"
     if fg.dtype != torch.bool: raise TypeError(f"`fg` must be a bool tensor, got {fg.dtype}")
     if fg.ndim == 3: fg = fg[:, None]
     B, _, H, W = fg.shape
-    if H * W >= 2**24: raise ValueError("maps larger than 2**24 pixels are not supported (float32 labels)")
-    lab = torch.arange(1, H * W + 1, device=fg.device, dtype=torch.float32).view(1, 1, H, W).expand(B, 1, H, W) * fg
+    if H * W >= 2**24:
+        raise ValueError("maps larger than 2**24 pixels are not supported (float32 labels)")
+    ids = torch.arange(1, H * W + 1, device=fg.device, dtype=torch.float32).view(1, 1, H, W)
+    lab = ids.expand(B, 1, H, W) * fg
     for i in range(max_iter or H * W):
         new = F.max_pool2d(lab, 3, 1, 1) * fg
         if torch.equal(new, lab): break
         lab = new
     return lab.long()
 
+# %% ../nbs/05_metrics.ipynb #98b0cef9
 def largest_component(fg:Tensor, # bool foreground [B,1,H,W]
                      )->Tensor: # bool mask [B,1,H,W] of the largest component
-    "Bool mask `[B,1,H,W]` of the largest 8-connected component of bool `fg` (per sample; empty stays empty)"
+    "Bool mask of the largest 8-connected component of `fg` per sample (empty stays empty)"
     lab = connected_components(fg)
     B = lab.shape[0]
-    counts = torch.zeros(B, lab[0].numel() + 1, device=lab.device).scatter_add_(1, lab.flatten(1), torch.ones_like(lab.flatten(1), dtype=torch.float32))
+    flat = lab.flatten(1)
+    ones = torch.ones_like(flat, dtype=torch.float32)
+    counts = torch.zeros(B, lab[0].numel() + 1, device=lab.device).scatter_add_(1, flat, ones)
     counts[:, 0] = 0
     best = counts.argmax(1)
     return (lab == best.view(B, 1, 1, 1)) & fg
 
+# %% ../nbs/05_metrics.ipynb #5ab6eebc
 def map_boxes(maps:Tensor, # saliency maps [B,1,H,W]
               threshold:float=0.5, # foreground: at least this fraction of each map's min-max range
              )->Tensor: # boxes [B,4] (x0,y0,x1,y1)
-    "Boxes `[B,4]` of the largest connected component of min-max scaled `maps >= threshold` (ChestX-ray14 protocol)"
+    "Boxes `[B,4]` of the largest connected component of min-max scaled `maps >= threshold`"
     maps = check_maps(maps)
-    if not 0 < threshold <= 1: raise ValueError(f"`threshold` is a fraction of each map's range in (0,1], got {threshold}")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"`threshold` is a fraction of each map's range in (0,1], got {threshold}")
     v = maps.flatten(1).float()
     lo, hi = v.amin(1).view(-1, 1, 1, 1), v.amax(1).view(-1, 1, 1, 1)
     # a constant map (hi == lo) has no preferred region: the whole image is foreground
     fg = (maps - lo >= threshold * (hi - lo)) | (hi == lo)
     return masks_to_boxes(largest_component(fg))
 
+# %% ../nbs/05_metrics.ipynb #9c665de1
 def box_iou(a:Tensor, # boxes [B,4] (x0,y0,x1,y1)
             b:Tensor, # boxes [B,4], paired with `a`
            )->Tensor: # IoU per pair [B]
@@ -288,18 +315,20 @@ def box_iou(a:Tensor, # boxes [B,4] (x0,y0,x1,y1)
     i = _box_inter(a, b)
     return i / (_box_area(a) + _box_area(b) - i)
 
-def box_iobb(pred:Tensor, # detected boxes [B,4] (x0,y0,x1,y1)
-             gt:Tensor, # ground-truth boxes [B,4], paired with `pred`
-            )->Tensor: # IoBB per pair [B]
-    "Intersection over the detected box's area (IoBB, Wang et al. 2017) of paired boxes `[B,4]`"
-    return _box_inter(pred, gt) / _box_area(pred)
-
 def _box_area(b): return (b[:, 2] - b[:, 0]).clamp_min(0) * (b[:, 3] - b[:, 1]).clamp_min(0)
 def _box_inter(a, b):
     w = torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])
     h = torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])
     return w.clamp_min(0) * h.clamp_min(0)
 
+# %% ../nbs/05_metrics.ipynb #7009b208
+def box_iobb(pred:Tensor, # detected boxes [B,4] (x0,y0,x1,y1)
+             gt:Tensor, # ground-truth boxes [B,4], paired with `pred`
+            )->Tensor: # IoBB per pair [B]
+    "Intersection over the detected box's area (IoBB, Wang et al. 2017) of paired boxes `[B,4]`"
+    return _box_inter(pred, gt) / _box_area(pred)
+
+# %% ../nbs/05_metrics.ipynb #9effcad6
 def _gt_boxes(maps, masks, boxes):
     if boxes is None: return masks_to_boxes(_region(maps, masks=masks))
     _region(maps, boxes=boxes)   # checks
@@ -307,30 +336,33 @@ def _gt_boxes(maps, masks, boxes):
 
 def localisation_iou(maps:Tensor, # saliency maps [B,1,H,W]
                      boxes:Optional[Tensor]=None, # ground-truth boxes [B,4] (x0,y0,x1,y1)
-                     masks:Optional[Tensor]=None, # or bool masks [B,1,H,W], compared through their bounding boxes
+                     masks:Optional[Tensor]=None, # or bool masks [B,1,H,W] (via their boxes)
                      threshold:float=0.5, # fraction of each map's min-max range kept as foreground
                     )->Tensor: # overlap per sample [B]
-    "IoU between the box of the map's largest thresholded component and the ground-truth box (or the box of `masks`)"
+    "IoU of the box of the map's largest thresholded component with the ground-truth box"
     maps = check_maps(maps)
     return box_iou(map_boxes(maps, threshold), _gt_boxes(maps, masks, boxes))
 
+# %% ../nbs/05_metrics.ipynb #37e6003f
 def localisation_iobb(maps:Tensor, # saliency maps [B,1,H,W]
                       boxes:Optional[Tensor]=None, # ground-truth boxes [B,4] (x0,y0,x1,y1)
-                      masks:Optional[Tensor]=None, # or bool masks [B,1,H,W], compared through their bounding boxes
+                      masks:Optional[Tensor]=None, # or bool masks [B,1,H,W] (via their boxes)
                       threshold:float=0.5, # fraction of each map's min-max range kept as foreground
                      )->Tensor: # overlap per sample [B]
-    "IoBB (intersection over detected box) between the map's largest thresholded component box and the ground-truth box"
+    "IoBB of the box of the map's largest thresholded component with the ground-truth box"
     maps = check_maps(maps)
     return box_iobb(map_boxes(maps, threshold), _gt_boxes(maps, masks, boxes))
 
-def localisation_accuracy(maps:Tensor, # saliency maps [B,1,H,W]
-                          boxes:Optional[Tensor]=None, # ground-truth boxes [B,4] (x0,y0,x1,y1)
-                          masks:Optional[Tensor]=None, # or bool masks [B,1,H,W], compared through their bounding boxes
-                          T:Sequence[float]=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7), # overlap thresholds
-                          by:Literal['iou', 'iobb']='iou', # overlap measure
-                          threshold:float=0.5, # fraction of each map's min-max range kept as foreground
-                         )->Tensor: # hits [B, len(T)] (1. where the overlap is at least T)
-    "Per-sample hits `[B, len(T)]` (1. where IoU/IoBB >= T); `.mean(0)` is the ChestX-ray14 accuracy at each T"
+# %% ../nbs/05_metrics.ipynb #38c6b8c3
+def localisation_accuracy(
+    maps:Tensor, # saliency maps [B,1,H,W]
+    boxes:Optional[Tensor]=None, # ground-truth boxes [B,4] (x0,y0,x1,y1)
+    masks:Optional[Tensor]=None, # or bool masks [B,1,H,W] (via their boxes)
+    T:Sequence[float]=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7), # overlap thresholds
+    by:Literal['iou', 'iobb']='iou', # overlap measure
+    threshold:float=0.5, # fraction of each map's min-max range kept as foreground
+)->Tensor: # hits [B, len(T)] (1. where the overlap is at least T)
+    "Hits `[B, len(T)]` where IoU/IoBB >= T; `.mean(0)` is the ChestX-ray14 accuracy at each T"
     if by not in ('iou', 'iobb'): raise ValueError(f"`by` must be 'iou' or 'iobb', got {by!r}")
     s = (localisation_iou if by == 'iou' else localisation_iobb)(maps, boxes, masks, threshold)
     return (s[:, None] >= torch.as_tensor(T, dtype=s.dtype, device=s.device)[None]).float()
@@ -341,18 +373,23 @@ def finding_pairs(x:Tensor, # images [N,C,H,W]
                   boxes:Optional[Tensor]=None, # one box per finding [N,K,4], NaN where absent
                   masks:Optional[Tensor]=None, # one mask per finding [N,K,1,H,W]
                  )->dict: # one row per pair: `x`, `y`, `boxes`, `masks`, `src`
-    "One row per (image, positive finding): dict of `x`, `y` (class index), `boxes` `[P,4]`, `masks` `[P,1,H,W]`, `src` (image index)"
+    "One row per (image, positive finding): `y` the finding's class, `src` the image's index"
     x, labels = check_images(x), plain(labels)
     if labels.ndim != 2 or labels.shape[0] != x.shape[0]:
-        raise ValueError(f"`labels` must be multi-hot [N,K] for {x.shape[0]} images, got {tuple(labels.shape)}")
+        raise ValueError(f"`labels` must be multi-hot [N,K] for {x.shape[0]} images, "
+                         f"got {tuple(labels.shape)}")
     keep = labels > 0
     if boxes is not None:
         boxes = plain(boxes)
-        if boxes.shape != (*labels.shape, 4): raise ValueError(f"`boxes` must be [N,K,4] = {(*labels.shape, 4)}, got {tuple(boxes.shape)}")
+        if boxes.shape != (*labels.shape, 4):
+            raise ValueError(f"`boxes` must be [N,K,4] = {(*labels.shape, 4)}, "
+                             f"got {tuple(boxes.shape)}")
         keep = keep & torch.isfinite(boxes).all(-1).to(keep.device)
     if masks is not None:
         masks = plain(masks)
-        if masks.shape[:2] != labels.shape: raise ValueError(f"`masks` must be [N,K,1,H,W] with N,K = {tuple(labels.shape)}, got {tuple(masks.shape)}")
+        if masks.shape[:2] != labels.shape:
+            raise ValueError(f"`masks` must be [N,K,1,H,W] with N,K = {tuple(labels.shape)}, "
+                             f"got {tuple(masks.shape)}")
     src, cls = keep.nonzero(as_tuple=True)
     if len(src) == 0: raise ValueError("no positive finding (with a box) to localise")
     return dict(x=x[src], y=cls, boxes=None if boxes is None else boxes[src, cls].float(),
@@ -366,84 +403,108 @@ def gaussian_blur(x:Tensor, # images [B,C,H,W]
     "Separable Gaussian blur of `[B,C,H,W]` per channel (replicate padding)"
     if ksize % 2 == 0 or ksize < 1: raise ValueError(f"`ksize` must be odd and >= 1, got {ksize}")
     d = torch.arange(ksize, device=x.device, dtype=x.dtype) - ksize // 2
-    k = torch.exp(-d**2 / (2 * sigma**2)); k = k / k.sum()
+    k = torch.exp(-d**2 / (2 * sigma**2))
+    k = k / k.sum()
     C, p = x.shape[1], ksize // 2
-    x = F.conv2d(F.pad(x, (p, p, 0, 0), mode='replicate'), k.view(1, 1, 1, -1).expand(C, 1, 1, ksize), groups=C)
-    return F.conv2d(F.pad(x, (0, 0, p, p), mode='replicate'), k.view(1, 1, -1, 1).expand(C, 1, ksize, 1), groups=C)
+    kx = k.view(1, 1, 1, -1).expand(C, 1, 1, ksize)
+    ky = k.view(1, 1, -1, 1).expand(C, 1, ksize, 1)
+    x = F.conv2d(F.pad(x, (p, p, 0, 0), mode='replicate'), kx, groups=C)
+    return F.conv2d(F.pad(x, (0, 0, p, p), mode='replicate'), ky, groups=C)
 
+# %% ../nbs/05_metrics.ipynb #7c22753f
 def _fill(kind, xp: Tensor) -> Tensor:
     "The pixel-space image that replaces (or starts) `xp` for a baseline `kind`"
     if isinstance(kind, Tensor):
         b = plain(kind).to(xp)
         try: return torch.broadcast_to(b, xp.shape)
-        except RuntimeError: raise ValueError(f"baseline tensor of shape {tuple(kind.shape)} does not broadcast to images {tuple(xp.shape)}") from None
-    if isinstance(kind, (int, float)) and not isinstance(kind, bool): return torch.full_like(xp, float(kind))
+        except RuntimeError:
+            raise ValueError(f"baseline tensor of shape {tuple(kind.shape)} does not broadcast "
+                             f"to images {tuple(xp.shape)}") from None
+    if isinstance(kind, (int, float)) and not isinstance(kind, bool):
+        return torch.full_like(xp, float(kind))
     if kind == 'zero': return torch.zeros_like(xp)
     if kind == 'blur': return gaussian_blur(xp)
     if kind == 'mean': return xp.mean((2, 3), keepdim=True).expand_as(xp)
-    raise ValueError(f"baseline must be 'zero', 'blur', 'mean', a number or a pixel-space tensor, got {kind!r}")
+    raise ValueError(f"baseline must be 'zero', 'blur', 'mean', a number or a pixel-space tensor, "
+                     f"got {kind!r}")
 
 def _scorer(act, t):
     "Per-sample score of model outputs for the images' targets (rows given by `b`)"
-    if act not in ('softmax', 'sigmoid', None): raise ValueError(f"`act` must be 'softmax', 'sigmoid' or None, got {act!r}")
+    if act not in ('softmax', 'sigmoid', None):
+        raise ValueError(f"`act` must be 'softmax', 'sigmoid' or None, got {act!r}")
     def f(out, b):
-        p = out.float().softmax(1) if act == 'softmax' else out.float().sigmoid() if act == 'sigmoid' else out.float()
+        p = out.float()
+        if act == 'softmax': p = p.softmax(1)
+        elif act == 'sigmoid': p = p.sigmoid()
         if t.kind == 'index': return p.gather(1, t.value[b, None].to(p.device))[:, 0]
-        if t.kind == 'multi': v = t.value[b].to(p); return (p * v).sum(1) / v.sum(1).clamp_min(1)
+        if t.kind == 'multi':
+            v = t.value[b].to(p)
+            return (p * v).sum(1) / v.sum(1).clamp_min(1)
         return t.score(p)
     return f
 
 def _auto_chunk(chunk, dev):
-    "`chunk` checked; None -> 256 images per forward pass on CUDA, 32 on CPU (CPU convolutions run fastest at small batches)"
+    "`chunk` checked; None -> 256 images per forward pass on CUDA, 32 on CPU"
+    # CPU convolutions run fastest at small batches
     if chunk is None: return 256 if dev.type == 'cuda' else 32
     if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
-        raise ValueError(f"`chunk` must be an int >= 1 (images per forward pass) or None (automatic), got {chunk!r}")
+        raise ValueError(f"`chunk` must be an int >= 1 (images per forward pass) "
+                         f"or None (automatic), got {chunk!r}")
     return chunk
 
-def perturbation_curve(model:nn.Module, # the classifier, in model space
-                       x:Tensor, # images [B,C,H,W] in model space
-                       maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
-                       target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
-                       space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                       steps:int=20, # equal steps from no pixel to every pixel changed
-                       mode:Literal['deletion', 'insertion']='deletion', # delete pixels from `x`, or insert them into `start`
-                       baseline:Union[str, float, Tensor]='zero', # deletion's fill: 'zero', 'blur', 'mean', a number or a pixel tensor
-                       start:Union[str, float, Tensor]='blur', # insertion's starting image: 'blur', 'zero', 'mean', a number or a pixel tensor
-                       act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
-                       chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
-                       fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
-                      )->Tensor: # target scores [B, steps+1]
-    "Target score `[B, steps+1]` as pixels are deleted (replaced by `baseline`) or inserted (into `start`) in map order"
-    if mode not in ('deletion', 'insertion'): raise ValueError(f"`mode` must be 'deletion' or 'insertion', got {mode!r}")
-    if not isinstance(steps, int) or steps < 1: raise ValueError(f"`steps` must be an int >= 1, got {steps}")
+# %% ../nbs/05_metrics.ipynb #1fd54c15
+def perturbation_curve(
+    model:nn.Module, # the classifier, in model space
+    x:Tensor, # images [B,C,H,W] in model space
+    maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+    target:Union[int, Tensor, Callable, None]=None, # None: the prediction; int, LongTensor [B], multi-hot [B,C]
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model space; None: identity
+    steps:int=20, # equal steps from no pixel to every pixel changed
+    mode:Literal['deletion', 'insertion']='deletion', # delete from `x`, or insert into `start`
+    baseline:Union[str, float, Tensor]='zero', # deletion's fill: 'zero', 'blur', 'mean', a number or pixels
+    start:Union[str, float, Tensor]='blur', # insertion's start: 'blur', 'zero', 'mean', a number or pixels
+    act:Optional[Literal['softmax', 'sigmoid']]='softmax', # 'sigmoid': multi-label; None: logits
+    chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+    fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+)->Tensor: # target scores [B, steps+1]
+    "Target scores `[B, steps+1]` as pixels are deleted or inserted in map order"
+    if mode not in ('deletion', 'insertion'):
+        raise ValueError(f"`mode` must be 'deletion' or 'insertion', got {mode!r}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"`steps` must be an int >= 1, got {steps}")
     dev = model_device(model)
     chunk = _auto_chunk(chunk, dev)
     x = check_images(x).to(dev)
     maps = check_maps(maps).to(dev)
     B, C, H, W = x.shape
     if maps.shape[0] != B or maps.shape[-2:] != (H, W):
-        raise ValueError(f"`maps` {tuple(maps.shape)} must be [B,1,H,W] for images {tuple(x.shape)}; "
-                         "upsample low-resolution maps with `F.interpolate(maps, size=x.shape[-2:], mode='bilinear')`")
+        raise ValueError(f"`maps` {tuple(maps.shape)} must be [B,1,H,W] "
+                         f"for images {tuple(x.shape)}; upsample low-resolution maps with "
+                         "`F.interpolate(maps, size=x.shape[-2:], mode='bilinear')`")
     space = as_space(space)
     N = H * W
     order = maps.flatten(1).argsort(dim=1, descending=True, stable=True)
-    rank = torch.empty_like(order).scatter_(1, order, torch.arange(N, device=dev).expand(B, N))   # 0 = most salient
+    # each pixel's place in map order, 0 = most salient
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(N, device=dev).expand(B, N))
     ks = torch.round(torch.arange(steps + 1, device=dev) * N / steps).long()
     with preserve_state(model), torch.no_grad():
         model.eval()
-        net = _fold(model, x) if fold_bn else model   # eval-mode BatchNorm folded into its conv: cheaper forward passes
+        # eval-mode BatchNorm folded into its conv: cheaper forward passes
+        net = _fold(model, x) if fold_bn else model
         xp = space.to_pixel(x)
         src, dst = (xp, _fill(baseline, xp)) if mode == 'deletion' else (_fill(start, xp), xp)
         logits = plain(net(x))
         score = _scorer(act, resolve_target(target, logits))
-        # the unperturbed end of the curve (deletion's first point, insertion's last) is `x` itself: reuse its logits
+        # the unperturbed end of the curve (deletion's first point, insertion's last) is `x` itself:
+        # reuse its logits
         same = 0 if mode == 'deletion' else steps
         curve = torch.empty(B, steps + 1, device=dev)
         curve[:, same] = score(logits, torch.arange(B, device=dev))
         todo = torch.arange(B * (steps + 1), device=dev)
         todo = todo[todo % (steps + 1) != same]
         out = []
-        for j in todo.split(chunk):   # build each chunk of the stacked (image, step) batch lazily: memory ~ chunk
+        # build each chunk of the stacked (image, step) batch lazily: memory ~ chunk
+        for j in todo.split(chunk):
             b, i = j // (steps + 1), j % (steps + 1)
             sel = (rank[b] < ks[i, None]).view(-1, 1, H, W)
             imgs = torch.where(sel, dst[b], src[b])
@@ -451,142 +512,163 @@ def perturbation_curve(model:nn.Module, # the classifier, in model space
         curve.view(-1)[todo] = torch.cat(out)
     return curve
 
+# %% ../nbs/05_metrics.ipynb #5b08b797
 def curve_auc(curve:Tensor, # curves [B, S+1] sampled evenly on [0,1]
              )->Tensor: # area under each curve [B]
     "Trapezoidal area under curves `[B, S+1]` sampled evenly on [0,1]"
     return (curve.sum(1) - (curve[:, 0] + curve[:, -1]) / 2) / (curve.shape[1] - 1)
 
-def deletion_auc(model:nn.Module, # the classifier, in model space
-                 x:Tensor, # images [B,C,H,W] in model space
-                 maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
-                 target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
-                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                 steps:int=20, # equal steps from no pixel to every pixel deleted
-                 baseline:Union[str, float, Tensor]='zero', # deletion's fill: 'zero', 'blur', 'mean', a number or a pixel tensor
-                 act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
-                 chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
-                 return_curve:bool=False, # also return the curves
-                 fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
-                )->Union[Tensor, tuple]: # AUC [B]; with `return_curve`, `(auc, curves [B, steps+1])`
-    "Deletion AUC per sample (RISE; lower = more faithful); with `return_curve`, also the curves `[B, steps+1]`"
-    c = perturbation_curve(model, x, maps, target, space, steps, 'deletion', baseline=baseline, act=act, chunk=chunk, fold_bn=fold_bn)
+# %% ../nbs/05_metrics.ipynb #ada6e8f6
+def deletion_auc(
+    model:nn.Module, # the classifier, in model space
+    x:Tensor, # images [B,C,H,W] in model space
+    maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+    target:Union[int, Tensor, Callable, None]=None, # None: the prediction; int, LongTensor [B], multi-hot [B,C]
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model space; None: identity
+    steps:int=20, # equal steps from no pixel to every pixel deleted
+    baseline:Union[str, float, Tensor]='zero', # fill: 'zero', 'blur', 'mean', a number or pixels
+    act:Optional[Literal['softmax', 'sigmoid']]='softmax', # 'sigmoid': multi-label; None: logits
+    chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+    return_curve:bool=False, # also return the curves
+    fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+)->Union[Tensor, tuple]: # AUC [B]; with `return_curve`, `(auc, curves [B, steps+1])`
+    "Deletion AUC per sample (RISE; lower = more faithful); with `return_curve`, also the curves"
+    c = perturbation_curve(model, x, maps, target, space, steps, 'deletion',
+                           baseline=baseline, act=act, chunk=chunk, fold_bn=fold_bn)
     return (curve_auc(c), c) if return_curve else curve_auc(c)
 
-def insertion_auc(model:nn.Module, # the classifier, in model space
-                  x:Tensor, # images [B,C,H,W] in model space
-                  maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
-                  target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
-                  space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                  steps:int=20, # equal steps from no pixel to every pixel inserted
-                  start:Union[str, float, Tensor]='blur', # insertion's starting image: 'blur', 'zero', 'mean', a number or a pixel tensor
-                  act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
-                  chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
-                  return_curve:bool=False, # also return the curves
-                  fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
-                 )->Union[Tensor, tuple]: # AUC [B]; with `return_curve`, `(auc, curves [B, steps+1])`
-    "Insertion AUC per sample (RISE, from a blurred image; higher = more faithful); with `return_curve`, also the curves"
-    c = perturbation_curve(model, x, maps, target, space, steps, 'insertion', start=start, act=act, chunk=chunk, fold_bn=fold_bn)
+# %% ../nbs/05_metrics.ipynb #b1f08562
+def insertion_auc(
+    model:nn.Module, # the classifier, in model space
+    x:Tensor, # images [B,C,H,W] in model space
+    maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+    target:Union[int, Tensor, Callable, None]=None, # None: the prediction; int, LongTensor [B], multi-hot [B,C]
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model space; None: identity
+    steps:int=20, # equal steps from no pixel to every pixel inserted
+    start:Union[str, float, Tensor]='blur', # start: 'blur', 'zero', 'mean', a number or pixels
+    act:Optional[Literal['softmax', 'sigmoid']]='softmax', # 'sigmoid': multi-label; None: logits
+    chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+    return_curve:bool=False, # also return the curves
+    fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+)->Union[Tensor, tuple]: # AUC [B]; with `return_curve`, `(auc, curves [B, steps+1])`
+    "Insertion AUC per sample (RISE; higher = more faithful); with `return_curve`, also the curves"
+    c = perturbation_curve(model, x, maps, target, space, steps, 'insertion',
+                           start=start, act=act, chunk=chunk, fold_bn=fold_bn)
     return (curve_auc(c), c) if return_curve else curve_auc(c)
 
-def pixel_flipping(model:nn.Module, # the classifier, in model space
-                   x:Tensor, # images [B,C,H,W] in model space
-                   maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
-                   target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
-                   space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                   steps:Optional[int]=None, # equal steps; None: one pixel per step
-                   baseline:Union[str, float, Tensor]='zero', # deletion's fill: 'zero', 'blur', 'mean', a number or a pixel tensor
-                   act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
-                   chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
-                   fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
-                  )->Tensor: # target scores [B, steps+1]
-    "Pixel-flipping curves `[B, steps+1]` (Bach et al. 2015): deletion in map order, one pixel per step by default"
-    return perturbation_curve(model, x, maps, target, space, steps or x.shape[-2] * x.shape[-1], 'deletion',
-                              baseline=baseline, act=act, chunk=chunk, fold_bn=fold_bn)
+# %% ../nbs/05_metrics.ipynb #956b4fed
+def pixel_flipping(
+    model:nn.Module, # the classifier, in model space
+    x:Tensor, # images [B,C,H,W] in model space
+    maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+    target:Union[int, Tensor, Callable, None]=None, # None: the prediction; int, LongTensor [B], multi-hot [B,C]
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model space; None: identity
+    steps:Optional[int]=None, # equal steps; None: one pixel per step
+    baseline:Union[str, float, Tensor]='zero', # fill: 'zero', 'blur', 'mean', a number or pixels
+    act:Optional[Literal['softmax', 'sigmoid']]='softmax', # 'sigmoid': multi-label; None: logits
+    chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+    fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+)->Tensor: # target scores [B, steps+1]
+    "Pixel-flipping curves `[B, steps+1]` (Bach et al. 2015): deletion in map order"
+    return perturbation_curve(model, x, maps, target, space, steps or x.shape[-2] * x.shape[-1],
+                              'deletion', baseline=baseline, act=act, chunk=chunk, fold_bn=fold_bn)
 
 # %% ../nbs/05_metrics.ipynb #0417053f
-def explanation_scores(model:nn.Module, # the classifier, in model space
-                       x:Tensor, # images [B,C,H,W] in model space
-                       maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
-                       target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
-                       space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                       act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
-                       chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
-                       fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
-                      )->tuple: # `(Y, O)`: target scores [B] of the images and of their explanation maps
-    "Target scores of the images and of the images multiplied by their maps scaled to [0,1] (Chattopadhay et al. 2018)"
+def explanation_scores(
+    model:nn.Module, # the classifier, in model space
+    x:Tensor, # images [B,C,H,W] in model space
+    maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+    target:Union[int, Tensor, Callable, None]=None, # None: the prediction; int, LongTensor [B], multi-hot [B,C]
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model space; None: identity
+    act:Optional[Literal['softmax', 'sigmoid']]='softmax', # 'sigmoid': multi-label; None: logits
+    chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+    fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+)->tuple: # `(Y, O)`: target scores [B] of the images and of their explanation maps
+    "Target scores of the images, and of the images multiplied by their maps scaled to [0,1]"
     dev = model_device(model)
     chunk = _auto_chunk(chunk, dev)
     x, maps = check_images(x).to(dev), check_maps(maps).to(dev)
     B, C, H, W = x.shape
     if maps.shape[0] != B or maps.shape[-2:] != (H, W):
-        raise ValueError(f"`maps` {tuple(maps.shape)} must be [B,1,H,W] for images {tuple(x.shape)}; "
-                         "upsample low-resolution maps with `F.interpolate(maps, size=x.shape[-2:], mode='bilinear')`")
+        raise ValueError(f"`maps` {tuple(maps.shape)} must be [B,1,H,W] "
+                         f"for images {tuple(x.shape)}; upsample low-resolution maps with "
+                         "`F.interpolate(maps, size=x.shape[-2:], mode='bilinear')`")
     space = as_space(space)
     m = maps.flatten(1).float()
     lo, hi = m.amin(1, keepdim=True), m.amax(1, keepdim=True)
-    m = ((m - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi))).view(B, 1, H, W)   # a constant map: 0
+    span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))   # a constant map scales to 0
+    m = ((m - lo) / span).view(B, 1, H, W)
     with preserve_state(model), torch.no_grad():
         model.eval()
         net = _fold(model, x) if fold_bn else model
         logits = torch.cat([plain(net(x[j])) for j in torch.arange(B, device=dev).split(chunk)])
         score = _scorer(act, resolve_target(target, logits))
         xp, rows = space.to_pixel(x), torch.arange(B, device=dev)
-        o = torch.cat([score(plain(net(space.to_model(xp[j] * m[j].to(xp)))), j) for j in rows.split(chunk)])
+        o = torch.cat([score(plain(net(space.to_model(xp[j] * m[j].to(xp)))), j)
+                       for j in rows.split(chunk)])
         return score(logits, rows), o
 
-def average_drop(model:nn.Module, # the classifier, in model space
-                 x:Tensor, # images [B,C,H,W] in model space
-                 maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
-                 target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
-                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                 act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
-                 chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
-                 fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
-                )->Tensor: # relative drop of the target score [B] in [0,1] for probabilities (lower = more faithful)
-    "Drop of the target score from the image to its explanation map, relative to the image's score (Chattopadhay et al. 2018)"
+# %% ../nbs/05_metrics.ipynb #3d33d7fb
+def average_drop(
+    model:nn.Module, # the classifier, in model space
+    x:Tensor, # images [B,C,H,W] in model space
+    maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+    target:Union[int, Tensor, Callable, None]=None, # None: the prediction; int, LongTensor [B], multi-hot [B,C]
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model space; None: identity
+    act:Optional[Literal['softmax', 'sigmoid']]='softmax', # 'sigmoid': multi-label; None: logits
+    chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+    fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+)->Tensor: # relative drop of the target score [B], in [0,1] for probabilities (lower = better)
+    "Fall of the target score from the image to its explanation map, relative to the image's score"
     y, o = explanation_scores(model, x, maps, target, space, act, chunk, fold_bn)
     return (y - o).clamp_min(0) / torch.where(y != 0, y, torch.ones_like(y))
 
-def increase_in_confidence(model:nn.Module, # the classifier, in model space
-                           x:Tensor, # images [B,C,H,W] in model space
-                           maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
-                           target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
-                           space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                           act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
-                           chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
-                           fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
-                          )->Tensor: # 1. where the explanation map scores higher than the image, else 0. [B]
-    "Whether the explanation map raises the target score above the image's (Chattopadhay et al. 2018; higher = better)"
+# %% ../nbs/05_metrics.ipynb #da9341b2
+def increase_in_confidence(
+    model:nn.Module, # the classifier, in model space
+    x:Tensor, # images [B,C,H,W] in model space
+    maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+    target:Union[int, Tensor, Callable, None]=None, # None: the prediction; int, LongTensor [B], multi-hot [B,C]
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model space; None: identity
+    act:Optional[Literal['softmax', 'sigmoid']]='softmax', # 'sigmoid': multi-label; None: logits
+    chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+    fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+)->Tensor: # 1. where the explanation map scores higher than the image, else 0. [B]
+    "Whether the explanation map raises the target score above the image's (higher = better)"
     y, o = explanation_scores(model, x, maps, target, space, act, chunk, fold_bn)
     return (o > y).float()
 
 # %% ../nbs/05_metrics.ipynb #74d5d825
 class RandomMap:
-    "Control: uniform random map `[B,1,H,W]`, seeded per image from `seed` and its pixels (ignores the model)"
+    "Control: uniform random map `[B,1,H,W]`, seeded per image from `seed` and its pixels"
     def __init__(self,
                  seed:int=0, # combined with each image's pixels into that image's seed
                 ): store_attr()
     def __call__(self,
-                 model:Optional[nn.Module], # ignored: a control does not look at the model
-                 x:Tensor, # images [B,C,H,W] in model space
-                 target:Union[int, Tensor, Callable, None]=None, # ignored (the saliency methods' signature)
-                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # ignored (the saliency methods' signature)
-                )->Tensor: # maps [B,1,H,W]
+        model:Optional[nn.Module], # ignored: a control does not look at the model
+        x:Tensor, # images [B,C,H,W] in model space
+        target:Union[int, Tensor, Callable, None]=None, # ignored (the saliency methods' signature)
+        space:Union[InputSpace, DataLoaders, Learner, None]=None, # ignored (the methods' signature)
+    )->Tensor: # maps [B,1,H,W]
         "Uniform noise maps for images `x`, seeded per image (the model and the target are ignored)"
-        x = check_images(x); (B, _, H, W) = x.shape
-        # a counter-based draw: pixel j of an image is a mix of (image key + j), on the device, no per-image generator
-        z = _mix32(_mix32(image_seeds(x, self.seed))[:, None] + torch.arange(H * W, device=x.device))
+        x = check_images(x)
+        (B, _, H, W) = x.shape
+        # a counter-based draw: pixel j of an image is a mix of (image key + j), on the device,
+        # no per-image generator
+        key = mix32(image_seeds(x, self.seed))
+        z = mix32(key[:, None] + torch.arange(H * W, device=x.device))
         return ((z >> 8).float() / 2**24).view(B, 1, H, W)
     def __repr__(self): return f"RandomMap(seed={self.seed})"
 
+# %% ../nbs/05_metrics.ipynb #67c701c9
 class SobelMap:
     "Control: Sobel edge magnitude of the grey pixel-space image `[B,1,H,W]` (ignores the model)"
     def __call__(self,
-                 model:Optional[nn.Module], # ignored: a control does not look at the model
-                 x:Tensor, # images [B,C,H,W] in model space
-                 target:Union[int, Tensor, Callable, None]=None, # ignored (the saliency methods' signature)
-                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion (edges of the pixel image); None: identity
-                )->Tensor: # maps [B,1,H,W]
+        model:Optional[nn.Module], # ignored: a control does not look at the model
+        x:Tensor, # images [B,C,H,W] in model space
+        target:Union[int, Tensor, Callable, None]=None, # ignored (the saliency methods' signature)
+        space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model; None: identity
+    )->Tensor: # maps [B,1,H,W]
         "Sobel edge magnitude of the grey pixel images (the model and the target are ignored)"
         g = as_space(space).to_pixel(check_images(x)).mean(1, keepdim=True)
         k = torch.tensor([[-1., 0, 1], [-2, 0, 2], [-1, 0, 1]], device=g.device, dtype=g.dtype)
@@ -595,22 +677,25 @@ class SobelMap:
         return (gx**2 + gy**2).sqrt()
     def __repr__(self): return "SobelMap()"
 
+# %% ../nbs/05_metrics.ipynb #aac10113
 class CentreGaussian:
-    "Control: centred Gaussian `[B,1,H,W]`, `sigma` a fraction of the image side (ignores the model and the image)"
+    "Control: a centred Gaussian `[B,1,H,W]` (ignores the model and the image)"
     def __init__(self,
                  sigma:float=0.25, # standard deviation, a fraction of the image side
                 ): store_attr()
     def __call__(self,
-                 model:Optional[nn.Module], # ignored: a control does not look at the model
-                 x:Tensor, # images [B,C,H,W] in model space
-                 target:Union[int, Tensor, Callable, None]=None, # ignored (the saliency methods' signature)
-                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # ignored (the saliency methods' signature)
-                )->Tensor: # maps [B,1,H,W]
+        model:Optional[nn.Module], # ignored: a control does not look at the model
+        x:Tensor, # images [B,C,H,W] in model space
+        target:Union[int, Tensor, Callable, None]=None, # ignored (the saliency methods' signature)
+        space:Union[InputSpace, DataLoaders, Learner, None]=None, # ignored (the methods' signature)
+    )->Tensor: # maps [B,1,H,W]
         "The centred Gaussian, one per image (the model, the pixels and the target are ignored)"
         x = check_images(x, finite=False)
         H, W = x.shape[-2:]
-        ys = (torch.arange(H, device=x.device, dtype=torch.float32) + 0.5 - H / 2) / (self.sigma * H)
-        xs = (torch.arange(W, device=x.device, dtype=torch.float32) + 0.5 - W / 2) / (self.sigma * W)
+        ys = ((torch.arange(H, device=x.device, dtype=torch.float32) + 0.5 - H / 2)
+              / (self.sigma * H))
+        xs = ((torch.arange(W, device=x.device, dtype=torch.float32) + 0.5 - W / 2)
+              / (self.sigma * W))
         return torch.exp(-(ys[:, None]**2 + xs[None]**2) / 2).expand(x.shape[0], 1, H, W).clone()
     def __repr__(self): return f"CentreGaussian(sigma={self.sigma})"
 
@@ -618,14 +703,17 @@ class CentreGaussian:
 def spearman(a:Tensor, # maps [B,1,H,W]
              b:Tensor, # maps to compare with, same shape
             )->Tensor: # correlation per sample [B]
-    "Spearman rank correlation per sample between two batches of maps (ties: average ranks; constant map -> 0)"
+    "Spearman rank correlation per sample of two batches of maps (average ranks; constant map: 0)"
     a, b = check_maps(a, 'a'), check_maps(b, 'b')
-    if a.shape != b.shape: raise ValueError(f"maps to compare differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
-    ra, rb = _avg_ranks(a.flatten(1).double()), _avg_ranks(b.flatten(1).double())
+    if a.shape != b.shape:
+        raise ValueError(f"maps to compare differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    ra, rb = avg_ranks(a.flatten(1).double()), avg_ranks(b.flatten(1).double())
     ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
     den = (ra.norm(dim=1) * rb.norm(dim=1))
-    return torch.where(den > 0, (ra * rb).sum(1) / den.clamp_min(1e-300), torch.zeros_like(den)).float()
+    rho = (ra * rb).sum(1) / den.clamp_min(1e-300)
+    return torch.where(den > 0, rho, torch.zeros_like(den)).float()
 
+# %% ../nbs/05_metrics.ipynb #e7055552
 def _minmax(m):
     lo, hi = m.amin((1, 2, 3), keepdim=True), m.amax((1, 2, 3), keepdim=True)
     return (m - lo) / (hi - lo).clamp_min(torch.finfo(m.dtype).tiny)
@@ -635,13 +723,16 @@ def ssim(a:Tensor, # maps [B,1,H,W]
          win:int=11, # Gaussian window size (shrunk to fit small maps)
          sigma:float=1.5, # the window's standard deviation, pixels
         )->Tensor: # SSIM per sample [B]
-    "Structural similarity per sample of two batches of maps, each min-max normalised to [0,1] (Gaussian window)"
+    "SSIM per sample of two batches of maps, each min-max normalised to [0,1] (Gaussian window)"
     a, b = check_maps(a, 'a').float(), check_maps(b, 'b').float()
-    if a.shape != b.shape: raise ValueError(f"maps to compare differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    if a.shape != b.shape:
+        raise ValueError(f"maps to compare differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
     a, b = _minmax(a), _minmax(b)
-    win = min(win, *a.shape[-2:]); win -= (win % 2 == 0)
+    win = min(win, *a.shape[-2:])
+    win -= (win % 2 == 0)
     d = torch.arange(win, device=a.device, dtype=a.dtype) - win // 2
-    g = torch.exp(-d**2 / (2 * sigma**2)); g = (g / g.sum())
+    g = torch.exp(-d**2 / (2 * sigma**2))
+    g = (g / g.sum())
     k = (g[:, None] * g[None]).view(1, 1, win, win)
     mu_a, mu_b = F.conv2d(a, k), F.conv2d(b, k)
     va, vb = F.conv2d(a * a, k) - mu_a**2, F.conv2d(b * b, k) - mu_b**2
@@ -650,80 +741,98 @@ def ssim(a:Tensor, # maps [B,1,H,W]
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))
     return s.flatten(1).mean(1)
 
+# %% ../nbs/05_metrics.ipynb #064b00fc
 def param_layers(model:nn.Module, # any module
                 )->list: # (name, module) pairs, output side first
-    "Names and modules that own parameters, top (output side) first — the order of the cascading randomisation"
-    return [(n, m) for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))][::-1]
+    "Layers that own parameters, output side first: the order of the cascading randomisation"
+    return [(n, m) for n, m in model.named_modules()
+            if any(True for _ in m.parameters(recurse=False))][::-1]
 
+# %% ../nbs/05_metrics.ipynb #787e5ca5
 def _reinit(m, gen_seed):
     with torch.random.fork_rng(devices=[d for d in [model_device(m)] if d.type == 'cuda']):
         torch.manual_seed(gen_seed)
         if hasattr(m, 'reset_parameters'): m.reset_parameters()
         else:
-            for p in m.parameters(recurse=False): nn.init.normal_(p, std=0.02) if p.ndim > 1 else nn.init.zeros_(p)
+            for p in m.parameters(recurse=False):
+                if p.ndim > 1: nn.init.normal_(p, std=0.02)
+                else: nn.init.zeros_(p)
         if hasattr(m, 'reset_running_stats'): m.reset_running_stats()
 
 def randomised_copy(model:nn.Module, # the trained model (left untouched)
-                    n_layers:Optional[int]=None, # top-most parameterised layers to re-initialise; None: all
-                    seed:int=0, # seed of the top layer's re-initialisation (+1 for each layer below)
+                    n_layers:Optional[int]=None, # top layers to re-initialise; None: all
+                    seed:int=0, # seed of the top layer's re-initialisation (+1 per layer below)
                    )->nn.Module: # the randomised copy
-    "A deep copy of `model` with its `n_layers` top-most parameterised layers re-initialised (all by default)"
+    "A deep copy of `model` with its `n_layers` top-most parameterised layers re-initialised"
     m = copy.deepcopy(model)
     for i, (_, l) in enumerate(param_layers(m)[:n_layers]): _reinit(l, seed + i)
     return m
 
-def model_randomisation(model:nn.Module, # the trained model (left untouched)
-                        method:Callable, # saliency method `method(model, x, target=, space=)` -> [B,1,H,W]
-                        x:Tensor, # images [B,C,H,W] in model space
-                        target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
-                        space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                        cascade:bool=True, # randomise top-down cumulatively; False: one layer at a time
-                        seed:int=0, # seed of the top layer's re-initialisation (+1 for each layer below)
-                       )->dict: # `layers` (names), `spearman` and `ssim` [L, B]
-    "Maps of randomised copies vs the trained model's: dict of `layers` (names), `spearman` and `ssim` `[L, B]`"
+# %% ../nbs/05_metrics.ipynb #b54a6863
+def model_randomisation(
+    model:nn.Module, # the trained model (left untouched)
+    method:Callable, # saliency method `method(model, x, target=, space=)` -> [B,1,H,W]
+    x:Tensor, # images [B,C,H,W] in model space
+    target:Union[int, Tensor, Callable, None]=None, # None: the prediction; int, LongTensor [B], multi-hot [B,C]
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model space; None: identity
+    cascade:bool=True, # randomise top-down cumulatively; False: one layer at a time
+    seed:int=0, # seed of the top layer's re-initialisation (+1 for each layer below)
+)->dict: # `layers` (names), `spearman` and `ssim` [L, B]
+    "Spearman and SSIM of the maps of randomised copies against the trained model's, layer by layer"
     x = check_images(x).to(model_device(model))
     if target is None:
-        with preserve_state(model), torch.no_grad(): target = plain(model.eval()(x)).argmax(1)
+        target = predicted_class(model, x)
     ref = check_maps(method(model, x, target=target, space=space))
     m, names, sp, ss = copy.deepcopy(model), [], [], []
     layers = param_layers(m)
     for i, (n, l) in enumerate(layers):
-        if not cascade: m = copy.deepcopy(model); l = dict(m.named_modules())[n]
+        if not cascade:
+            m = copy.deepcopy(model)
+            l = dict(m.named_modules())[n]
         _reinit(l, seed + i)
         r = check_maps(method(m, x, target=target, space=space))
-        names.append(n); sp.append(spearman(ref, r)); ss.append(ssim(ref, r))
+        names.append(n)
+        sp.append(spearman(ref, r))
+        ss.append(ssim(ref, r))
     return dict(layers=names, spearman=torch.stack(sp), ssim=torch.stack(ss))
 
-def randomisation_spearman(model:nn.Module, # the trained model (left untouched)
-                           method:Callable, # saliency method `method(model, x, target=, space=)` -> [B,1,H,W]
-                           x:Tensor, # images [B,C,H,W] in model space
-                           target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
-                           space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                           seed:int=0, # seed of the re-initialisation
-                          )->Tensor: # correlation per sample [B]
-    "Spearman correlation `[B]` between the maps of `model` and of a fully re-initialised copy (lower = more model-sensitive)"
+# %% ../nbs/05_metrics.ipynb #5224c0e6
+def randomisation_spearman(
+    model:nn.Module, # the trained model (left untouched)
+    method:Callable, # saliency method `method(model, x, target=, space=)` -> [B,1,H,W]
+    x:Tensor, # images [B,C,H,W] in model space
+    target:Union[int, Tensor, Callable, None]=None, # None: the prediction; int, LongTensor [B], multi-hot [B,C]
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model space; None: identity
+    seed:int=0, # seed of the re-initialisation
+)->Tensor: # correlation per sample [B] (lower = more model-sensitive)
+    "Spearman correlation of the maps of `model` and of a fully re-initialised copy"
     x = check_images(x).to(model_device(model))
     if target is None:
-        with preserve_state(model), torch.no_grad(): target = plain(model.eval()(x)).argmax(1)
-    return spearman(method(model, x, target=target, space=space), method(randomised_copy(model, seed=seed), x, target=target, space=space))
+        target = predicted_class(model, x)
+    ref = method(model, x, target=target, space=space)
+    return spearman(ref, method(randomised_copy(model, seed=seed), x, target=target, space=space))
 
 # %% ../nbs/05_metrics.ipynb #df2466fd
 def _reg(kw): return dict(masks=kw['masks']) if kw['masks'] is not None else dict(boxes=kw['boxes'])
 
 def _ape(m, **kw):
-    "APE (`explainers.ape_score`, Shoshan & Gavrilov's adversarial evaluation), imported on first use"
-    from robust_saliency.explainers import ape_score   # it imports this module, hence not at the top
+    "APE (`explainers.ape_score`, Shoshan & Ratner's adversarial evaluation), imported when used"
+    # it imports this module, hence not at the top
+    from robust_saliency.explainers import ape_score
     return ape_score(kw['model'], kw['x'], m, kw['target'], kw['space']).ape
 
 def _stability(f):
-    "A `METRICS` entry for a score of `robust_saliency.stability`: it calls the method again on perturbed copies"
-    return lambda m, **kw: f(kw['model'], kw['method'], kw['x'], kw['target'], kw['space'], chunk=kw['chunk'])
+    "A `METRICS` entry for a `stability` score: it calls the method again on perturbed copies"
+    return lambda m, **kw: f(kw['model'], kw['method'], kw['x'], kw['target'], kw['space'],
+                             chunk=kw['chunk'])
 
 def _pred(kw):
-    "The target to explain: given, or the *trained* model's prediction (a randomised copy must explain the same class)"
+    "The target to explain: given, or the *trained* model's prediction"
+    # a randomised copy must explain the same class as the trained model
     if kw['target'] is not None: return kw['target']
-    with preserve_state(kw['model']), torch.no_grad(): return plain(kw['model'].eval()(kw['x'])).argmax(1)
+    return predicted_class(kw['model'], kw['x'])
 
+# %% ../nbs/05_metrics.ipynb #b3c93c8b
 METRICS = {
     'gini': lambda m, **kw: gini(m),
     'entropy': lambda m, **kw: entropy(m),
@@ -736,43 +845,60 @@ METRICS = {
     'mask_auc': lambda m, **kw: mask_auc(m, **_reg(kw)),
     'localisation_iou': lambda m, **kw: localisation_iou(m, kw['boxes'], kw['masks']),
     'localisation_iobb': lambda m, **kw: localisation_iobb(m, kw['boxes'], kw['masks']),
-    'deletion_auc': lambda m, **kw: deletion_auc(kw['model'], kw['x'], m, kw['target'], kw['space'], kw['steps'], kw.get('baseline', 'zero'),
-                                                 act=kw.get('act', 'softmax'), chunk=kw['chunk']),
-    'insertion_auc': lambda m, **kw: insertion_auc(kw['model'], kw['x'], m, kw['target'], kw['space'], kw['steps'],
-                                                   act=kw.get('act', 'softmax'), chunk=kw['chunk']),
-    'average_drop': lambda m, **kw: average_drop(kw['model'], kw['x'], m, kw['target'], kw['space'], act=kw.get('act', 'softmax'),
-                                                 chunk=kw['chunk']),
-    'increase_in_confidence': lambda m, **kw: increase_in_confidence(kw['model'], kw['x'], m, kw['target'], kw['space'],
-                                                                     act=kw.get('act', 'softmax'), chunk=kw['chunk']),
-    'randomisation_spearman': lambda m, **kw: spearman(m, kw['method'](randomised_copy(kw['model']), kw['x'], target=_pred(kw), space=kw['space'])),
-    **{k: _stability(f) for k, f in (('max_sensitivity', max_sensitivity), ('avg_sensitivity', avg_sensitivity),
-                                     ('local_lipschitz', local_lipschitz), ('relative_input_stability', relative_input_stability))},
-    'road_morf': lambda m, **kw: road_auc(kw['model'], kw['x'], m, kw['target'], kw['space'], order='morf', chunk=kw['chunk'],
-                                          act=kw.get('act', 'softmax')),
-    'road_lerf': lambda m, **kw: road_auc(kw['model'], kw['x'], m, kw['target'], kw['space'], order='lerf', chunk=kw['chunk'],
-                                          act=kw.get('act', 'softmax')),
+    'deletion_auc': lambda m, **kw: deletion_auc(
+        kw['model'], kw['x'], m, kw['target'], kw['space'], kw['steps'], kw.get('baseline', 'zero'),
+        act=kw.get('act', 'softmax'), chunk=kw['chunk']),
+    'insertion_auc': lambda m, **kw: insertion_auc(
+        kw['model'], kw['x'], m, kw['target'], kw['space'], kw['steps'],
+        act=kw.get('act', 'softmax'), chunk=kw['chunk']),
+    'average_drop': lambda m, **kw: average_drop(
+        kw['model'], kw['x'], m, kw['target'], kw['space'],
+        act=kw.get('act', 'softmax'), chunk=kw['chunk']),
+    'increase_in_confidence': lambda m, **kw: increase_in_confidence(
+        kw['model'], kw['x'], m, kw['target'], kw['space'],
+        act=kw.get('act', 'softmax'), chunk=kw['chunk']),
+    'randomisation_spearman': lambda m, **kw: spearman(
+        m, kw['method'](randomised_copy(kw['model']), kw['x'], target=_pred(kw),
+                        space=kw['space'])),
+    **{k: _stability(f) for k, f in (('max_sensitivity', max_sensitivity),
+                                     ('avg_sensitivity', avg_sensitivity),
+                                     ('local_lipschitz', local_lipschitz),
+                                     ('relative_input_stability', relative_input_stability))},
+    'road_morf': lambda m, **kw: road_auc(
+        kw['model'], kw['x'], m, kw['target'], kw['space'], order='morf', chunk=kw['chunk'],
+        act=kw.get('act', 'softmax')),
+    'road_lerf': lambda m, **kw: road_auc(
+        kw['model'], kw['x'], m, kw['target'], kw['space'], order='lerf', chunk=kw['chunk'],
+        act=kw.get('act', 'softmax')),
     'ape': _ape,
 }
 "Metrics `evaluate` knows by name: `fn(maps, **context) -> [B]`"
 
-METRIC_BETTER = dict(gini='higher', entropy='lower', hoyer='higher', total_variation='lower', topk_mass='higher',
-                     pointing_game='higher', energy_pointing_game='higher', relevance_rank='higher', mask_auc='higher',
-                     localisation_iou='higher', localisation_iobb='higher', deletion_auc='lower', insertion_auc='higher',
-                     average_drop='lower', increase_in_confidence='higher',
-                     randomisation_spearman='lower', max_sensitivity='lower', avg_sensitivity='lower', local_lipschitz='lower',
-                     relative_input_stability='lower', road_morf='lower', road_lerf='higher', ape='higher')
+# %% ../nbs/05_metrics.ipynb #9d0d1ba5
+METRIC_BETTER = dict(
+    gini='higher', entropy='lower', hoyer='higher', total_variation='lower', topk_mass='higher',
+    pointing_game='higher', energy_pointing_game='higher', relevance_rank='higher',
+    mask_auc='higher', localisation_iou='higher', localisation_iobb='higher',
+    deletion_auc='lower', insertion_auc='higher',
+    average_drop='lower', increase_in_confidence='higher',
+    randomisation_spearman='lower', max_sensitivity='lower', avg_sensitivity='lower',
+    local_lipschitz='lower', relative_input_stability='lower',
+    road_morf='lower', road_lerf='higher', ape='higher')
 "Which direction is better for each metric in `METRICS`"
 
-COSTLY_METRICS = ('max_sensitivity', 'avg_sensitivity', 'local_lipschitz', 'relative_input_stability', 'road_morf', 'road_lerf',
-                  'ape')
-"Metrics `evaluate` computes only when named: each runs the method or the model many more times per image"
+# %% ../nbs/05_metrics.ipynb #11cf5353
+COSTLY_METRICS = ('max_sensitivity', 'avg_sensitivity', 'local_lipschitz',
+                  'relative_input_stability', 'road_morf', 'road_lerf', 'ape')
+"Metrics `evaluate` computes only when named: each runs the method or model many times per image"
 
-# the robustness and ROAD metrics live in their own modules; `from robust_saliency.metrics import *` brings them too
-_all_ = ['max_sensitivity', 'avg_sensitivity', 'local_lipschitz', 'relative_input_stability', 'fragility_attack',
-         'road_impute', 'road_curve', 'road_auc']
+_REGION = ('pointing_game', 'energy_pointing_game', 'relevance_rank', 'mask_auc',
+           'localisation_iou', 'localisation_iobb')
 
-_REGION = ('pointing_game', 'energy_pointing_game', 'relevance_rank', 'mask_auc', 'localisation_iou', 'localisation_iobb')
+# %% ../nbs/05_metrics.ipynb #1109b47c
+_all_ = ['max_sensitivity', 'avg_sensitivity', 'local_lipschitz', 'relative_input_stability',
+         'fragility_attack', 'road_impute', 'road_curve', 'road_auc']
 
+# %% ../nbs/05_metrics.ipynb #6aabee55
 def bootstrap_ci(scores:Tensor, # per-sample scores [B]
                  n_boot:int=1000, # bootstrap resamples
                  ci:float=0.95, # coverage of the interval, in (0,1)
@@ -780,60 +906,95 @@ def bootstrap_ci(scores:Tensor, # per-sample scores [B]
                 )->tuple: # `(mean, lo, hi)` as floats
     "Mean of `scores` [B] and its percentile bootstrap interval `(mean, lo, hi)` as floats"
     if not 0 < ci < 1: raise ValueError(f"`ci` is a coverage in (0,1), e.g. 0.95; got {ci!r}")
-    if not isinstance(n_boot, numbers.Integral) or isinstance(n_boot, bool) or n_boot < 1: raise ValueError(f"`n_boot` must be an int >= 1 (resamples), got {n_boot!r}")
+    if not isinstance(n_boot, numbers.Integral) or isinstance(n_boot, bool) or n_boot < 1:
+        raise ValueError(f"`n_boot` must be an int >= 1 (resamples), got {n_boot!r}")
     s = plain(torch.as_tensor(scores)).detach().double().flatten()
     if len(s) == 0: raise ValueError("no scores to bootstrap")
     g = torch.Generator(device='cpu').manual_seed(seed)
     idx = torch.randint(len(s), (n_boot, len(s)), generator=g).to(s.device)
     means = s[idx].mean(1)
-    lo, hi = torch.quantile(means, torch.tensor([(1 - ci) / 2, (1 + ci) / 2], dtype=s.dtype, device=s.device)).tolist()
+    q = torch.tensor([(1 - ci) / 2, (1 + ci) / 2], dtype=s.dtype, device=s.device)
+    lo, hi = torch.quantile(means, q).tolist()
     return s.mean().item(), lo, hi
 
-def evaluate(models:dict, # {name: nn.Module} to compare
-             methods:dict, # {name: method(model, x, target=None, space=None) -> [B,1,H,W]}
-             x:Tensor, # images [B,C,H,W] in model space
-             y:Optional[Tensor]=None, # one class index per image (tensor or list): the class the maps explain
-             masks:Optional[Tensor]=None, # bool ground-truth regions [B,1,H,W] for the localisation metrics
-             boxes:Optional[Tensor]=None, # or ground-truth boxes [B,4] (x0,y0,x1,y1)
-             space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-             metrics:Union[Sequence[str], dict, None]=None, # names in `METRICS` or {name: fn(maps, **context)}; None: all that apply but `COSTLY_METRICS`
-             target:Optional[Literal['pred']]=None, # 'pred': explain the predictions even when `y` is given
-             bs:int=64, # images per batch (maps, then metrics)
-             steps:int=20, # steps of the deletion and insertion curves
-             baseline:Union[str, float, Tensor]='zero', # deletion's fill: 'zero', 'blur', 'mean', a number or a pixel tensor
-             act:Optional[Literal['softmax', 'sigmoid']]='softmax', # faithfulness score ('sigmoid': multi-label); None: logits
-             chunk:Optional[int]=None, # images per forward pass of the faithfulness metrics; None: automatic
-             n_boot:int=1000, # bootstrap resamples of the images
-             ci:float=0.95, # coverage of the bootstrap interval
-             seed:int=0, # seed of the bootstrap
-             return_scores:bool=False, # also return the per-sample scores {(model, method, metric): [B]}
-            ): # long DataFrame (model, method, metric, mean, lo, hi, n); with `return_scores`, (DataFrame, scores)
-    "Table (long DataFrame) of each metric's mean and bootstrap interval per model × method; optionally the per-sample scores"
-    import pandas as pd
-    if not isinstance(models, dict) or not models: raise TypeError("`models` must be a non-empty dict {name: nn.Module}")
-    if not isinstance(methods, dict) or not methods: raise TypeError("`methods` must be a non-empty dict {name: callable(model, x, target=None, space=None)}")
+# %% ../nbs/05_metrics.ipynb #79528d9b
+def _check_methods(models, methods):
+    "`models` and `methods` as `evaluate` takes them: non-empty dicts, the methods callable"
+    if not isinstance(models, dict) or not models:
+        raise TypeError("`models` must be a non-empty dict {name: nn.Module}")
+    if not isinstance(methods, dict) or not methods:
+        raise TypeError("`methods` must be a non-empty dict "
+                        "{name: callable(model, x, target=None, space=None)}")
     for k, f in methods.items():
-        if not callable(f): raise TypeError(f"method {k!r} is not callable; give `method(model, x, target=None, space=None) -> [B,1,H,W]`")
-    x = check_images(x)
-    B = x.shape[0]
-    if y is not None:
-        y = plain(torch.as_tensor(y))
-        if len(y) != B: raise ValueError(f"`y` has {len(y)} entries for {B} images")
-        if y.ndim != 1:
-            raise ValueError(f"`y` must hold one class index per image, got shape {tuple(y.shape)}; for multi-hot labels "
-                             "explain one finding per row: `p = finding_pairs(x, y, boxes, masks)`, then "
-                             "`evaluate(models, methods, p['x'], p['y'], boxes=p['boxes'])`")
-    if target not in (None, 'pred'): raise ValueError("`target` must be None (explain `y`, or the prediction without `y`) or 'pred'")
-    tgt = None if target == 'pred' else y
-    if masks is not None: masks = _region(torch.zeros(B, 1, *x.shape[-2:]), masks=masks)
-    if boxes is not None: _region(torch.zeros(B, 1, *x.shape[-2:]), boxes=boxes); boxes = _check_boxes(boxes)
-    if metrics is None: metrics = [k for k in METRICS if k not in COSTLY_METRICS and (masks is not None or boxes is not None or k not in _REGION)]
+        if not callable(f):
+            raise TypeError(f"method {k!r} is not callable; "
+                            "give `method(model, x, target=None, space=None) -> [B,1,H,W]`")
+
+def _check_labels(y, B):
+    "`y` as a plain tensor of one class index for each of `B` images (None stays None)"
+    if y is None: return None
+    y = plain(torch.as_tensor(y))
+    if len(y) != B: raise ValueError(f"`y` has {len(y)} entries for {B} images")
+    if y.ndim != 1:
+        raise ValueError(f"`y` must hold one class index per image, "
+                         f"got shape {tuple(y.shape)}; for multi-hot labels "
+                         "explain one finding per row: "
+                         "`p = finding_pairs(x, y, boxes, masks)`, then "
+                         "`evaluate(models, methods, p['x'], p['y'], boxes=p['boxes'])`")
+    return y
+
+def _resolve_metrics(metrics, has_region):
+    "`metrics` as {name: fn}: None gives all that apply but the costly ones; names checked"
+    if metrics is None:
+        metrics = [k for k in METRICS
+                   if k not in COSTLY_METRICS and (has_region or k not in _REGION)]
     if not isinstance(metrics, dict):
         unknown = [k for k in metrics if k not in METRICS]
-        if unknown: raise ValueError(f"unknown metrics {unknown}; known: {list(METRICS)} (or pass a dict name -> fn)")
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; known: {list(METRICS)} "
+                             "(or pass a dict name -> fn)")
         need = [k for k in metrics if k in _REGION]
-        if need and masks is None and boxes is None: raise ValueError(f"metrics {need} need `masks` or `boxes`")
+        if need and not has_region:
+            raise ValueError(f"metrics {need} need `masks` or `boxes`")
         metrics = {k: METRICS[k] for k in metrics}
+    return metrics
+
+# %% ../nbs/05_metrics.ipynb #5193c6f2
+def evaluate(
+    models:dict, # {name: nn.Module} to compare
+    methods:dict, # {name: method(model, x, target=None, space=None) -> [B,1,H,W]}
+    x:Tensor, # images [B,C,H,W] in model space
+    y:Optional[Tensor]=None, # one class index per image (tensor or list): the class to explain
+    masks:Optional[Tensor]=None, # bool ground-truth regions [B,1,H,W] for the localisation metrics
+    boxes:Optional[Tensor]=None, # or ground-truth boxes [B,4] (x0,y0,x1,y1)
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model space; None: identity
+    metrics:Union[Sequence[str], dict, None]=None, # `METRICS` names or {name: fn}; None: all that apply but the costly
+    target:Optional[Literal['pred']]=None, # 'pred': explain the predictions even when `y` is given
+    bs:int=64, # images per batch (maps, then metrics)
+    steps:int=20, # steps of the deletion and insertion curves
+    baseline:Union[str, float, Tensor]='zero', # deletion's fill: 'zero', 'blur', 'mean', a number or pixels
+    act:Optional[Literal['softmax', 'sigmoid']]='softmax', # 'sigmoid': multi-label; None: logits
+    chunk:Optional[int]=None, # images per forward pass of the faithfulness metrics; None: automatic
+    n_boot:int=1000, # bootstrap resamples of the images
+    ci:float=0.95, # coverage of the bootstrap interval
+    seed:int=0, # seed of the bootstrap
+    return_scores:bool=False, # also return the per-sample scores {(model, method, metric): [B]}
+): # long DataFrame (model, method, metric, mean, lo, hi, n); with `return_scores`, (df, scores)
+    "Long DataFrame of each metric's mean and bootstrap interval per model × method"
+    import pandas as pd
+    _check_methods(models, methods)
+    x = check_images(x)
+    B = x.shape[0]
+    y = _check_labels(y, B)
+    if target not in (None, 'pred'):
+        raise ValueError("`target` must be None (explain `y`, or the prediction without `y`) "
+                         "or 'pred'")
+    tgt = None if target == 'pred' else y
+    if masks is not None: masks = _region(torch.zeros(B, 1, *x.shape[-2:]), masks=masks)
+    if boxes is not None:
+        _region(torch.zeros(B, 1, *x.shape[-2:]), boxes=boxes)
+        boxes = _check_boxes(boxes)
+    metrics = _resolve_metrics(metrics, masks is not None or boxes is not None)
     rows, scores = [], {}
     for mn, model in models.items():
         dev = model_device(model)
@@ -844,8 +1005,10 @@ def evaluate(models:dict, # {name: nn.Module} to compare
                 xb = x[sl].to(dev)
                 tb = None if tgt is None else tgt[sl].to(dev)
                 maps = check_maps(method(model, xb, target=tb, space=space), f'maps of {hn!r}')
-                ctx = dict(model=model, method=method, x=xb, target=tb, space=space, steps=steps, baseline=baseline, act=act, chunk=chunk,
-                           masks=None if masks is None else masks[sl].to(dev), boxes=None if boxes is None else boxes[sl].to(dev))
+                ctx = dict(model=model, method=method, x=xb, target=tb, space=space, steps=steps,
+                           baseline=baseline, act=act, chunk=chunk,
+                           masks=None if masks is None else masks[sl].to(dev),
+                           boxes=None if boxes is None else boxes[sl].to(dev))
                 for k, f in metrics.items(): acc[k].append(plain(f(maps, **ctx)).detach().float())
             for k, v in acc.items():
                 v = torch.cat(v)
@@ -855,18 +1018,28 @@ def evaluate(models:dict, # {name: nn.Module} to compare
     df = pd.DataFrame(rows)
     return (df, scores) if return_scores else df
 
+# %% ../nbs/05_metrics.ipynb #8ef46795
+def _arrow(k):
+    "↑ if higher is better for metric `k`, ↓ if lower, ? if `METRIC_BETTER` does not say"
+    better = METRIC_BETTER.get(k)
+    return '↑' if better == 'higher' else '↓' if better == 'lower' else '?'
+
 def results_table(df, # an `evaluate` result
                   digits:int=3, # decimals shown
                  ): # DataFrame: rows model × method, columns metrics
     "Pivot an `evaluate` result: rows model × method, columns metrics, cells 'mean [lo, hi]'"
     f = lambda r: f"{r['mean']:.{digits}f} [{r['lo']:.{digits}f}, {r['hi']:.{digits}f}]"
-    t = df.assign(cell=df.apply(f, axis=1)).pivot_table(index=['model', 'method'], columns='metric', values='cell', aggfunc='first', sort=False)
+    cells = df.assign(cell=df.apply(f, axis=1))
+    t = cells.pivot_table(index=['model', 'method'], columns='metric', values='cell',
+                          aggfunc='first', sort=False)
     cols = list(dict.fromkeys(df['metric']))
-    t = t[cols]; t.columns = [f"{c} ({'↑' if METRIC_BETTER.get(c) == 'higher' else '↓' if METRIC_BETTER.get(c) == 'lower' else '?'})" for c in cols]
+    t = t[cols]
+    t.columns = [f"{c} ({_arrow(c)})" for c in cols]
     return t
 
+# %% ../nbs/05_metrics.ipynb #f6dd928d
 def plot_evaluation(df, # an `evaluate` result
-                    metrics:Optional[Sequence[str]]=None, # metrics to draw, in order; None: all of `df`'s
+                    metrics:Optional[Sequence[str]]=None, # in order; None: all of `df`'s
                     ncols:int=4, # panels per row
                     figsize_per:tuple=(3.2, 2.6), # size of one panel, inches
                    ): # the matplotlib figure
@@ -875,15 +1048,20 @@ def plot_evaluation(df, # an `evaluate` result
     metrics = list(dict.fromkeys(df['metric'])) if metrics is None else list(metrics)
     models, methods = list(dict.fromkeys(df['model'])), list(dict.fromkeys(df['method']))
     nrows = math.ceil(len(metrics) / ncols)
-    fig, axs = plt.subplots(nrows, min(ncols, len(metrics)), figsize=(figsize_per[0] * min(ncols, len(metrics)), figsize_per[1] * nrows), squeeze=False)
+    nc = min(ncols, len(metrics))
+    figsize = (figsize_per[0] * nc, figsize_per[1] * nrows)
+    fig, axs = plt.subplots(nrows, nc, figsize=figsize, squeeze=False)
     w = 0.8 / len(models)
     for ax, k in zip(axs.flat, metrics):
         for j, mn in enumerate(models):
             d = df[(df.metric == k) & (df.model == mn)].set_index('method').reindex(methods)
             pos = np.arange(len(methods)) + (j - (len(models) - 1) / 2) * w
-            ax.barh(pos, d['mean'], w, xerr=[d['mean'] - d['lo'], d['hi'] - d['mean']], label=mn, capsize=2)
-        ax.set_yticks(np.arange(len(methods)), methods if ax in axs[:, 0] else [''] * len(methods), fontsize=8)
-        ax.invert_yaxis(); ax.set_title(f"{k} ({'↑' if METRIC_BETTER.get(k) == 'higher' else '↓' if METRIC_BETTER.get(k) == 'lower' else '?'})", fontsize=9)
+            err = [d['mean'] - d['lo'], d['hi'] - d['mean']]
+            ax.barh(pos, d['mean'], w, xerr=err, label=mn, capsize=2)
+        labels = methods if ax in axs[:, 0] else [''] * len(methods)
+        ax.set_yticks(np.arange(len(methods)), labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(f"{k} ({_arrow(k)})", fontsize=9)
         ax.tick_params(axis='x', labelsize=7)
     for ax in list(axs.flat)[len(metrics):]: ax.axis('off')
     axs.flat[0].legend(fontsize=7)

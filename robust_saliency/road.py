@@ -13,7 +13,7 @@ from torch import nn, Tensor
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from .core import (plain, check_images, resolve_target, preserve_state, as_space, model_device,
-                                  InputSpace)
+                                  InputSpace, check_seed)
 from .core import fold_bn as _fold
 from .saliency import image_seeds
 
@@ -21,7 +21,8 @@ from .saliency import image_seeds
 __all__ = ['PERCENTILES', 'road_impute', 'road_curve', 'road_auc']
 
 # %% ../nbs/13_road.ipynb #31ba9302
-_NB = torch.tensor([[1., 2., 1.], [2., 0., 2.], [1., 2., 1.]], dtype=torch.float64) / 12   # 1/6 direct, 1/12 diagonal
+# 1/6 direct, 1/12 diagonal
+_NB = torch.tensor([[1., 2., 1.], [2., 0., 2.], [1., 2., 1.]], dtype=torch.float64) / 12
 
 def _nsum(t):
     "Weighted sum of each pixel's neighbours inside the image, per channel (`t` [S,C,H,W])"
@@ -29,21 +30,24 @@ def _nsum(t):
     k = _NB.to(t.device, t.dtype).view(1, 1, 3, 3)
     return F.conv2d(t.reshape(S * C, 1, H, W), k, padding=1).view(S, C, H, W)
 
+# %% ../nbs/13_road.ipynb #324cf27c
 def _factor(u, wsum):
-    "Block Cholesky down the rows over the unknowns `u` [S,H,W]: inverse Schur complements `D[i]`, `M[i] = D[i] @ B[i]`"
+    "Block Cholesky factors down the rows, over the unknowns `u` [S,H,W]"
     f = u.to(wsum.dtype)
     diag = torch.where(u, wsum, 1.)                        # a kept pixel: an identity row
     side = (f[..., :-1] * f[..., 1:]) / -6                 # left-right neighbours, both removed
     down = (f[:, :-1] * f[:, 1:]) / -6                     # the pixel below
-    dr, dl = (f[:, :-1, :-1] * f[:, 1:, 1:]) / -12, (f[:, :-1, 1:] * f[:, 1:, :-1]) / -12   # below right, below left
+    dr = (f[:, :-1, :-1] * f[:, 1:, 1:]) / -12             # below right
+    dl = (f[:, :-1, 1:] * f[:, 1:, :-1]) / -12             # below left
     def tridiag(d, up, lo):
         t = torch.diag_embed(d)
         t.diagonal(1, -2, -1).copy_(up)
         t.diagonal(-1, -2, -1).copy_(lo)
         return t
-    D, M = [], []
+    D, M = [], []   # the inverse Schur complements `D[i]`, and `M[i] = D[i] @ B[i]`
     for i in range(u.shape[1]):
-        T = tridiag(diag[:, i], side[:, i], side[:, i])    # the row's own block, less what the rows above explain
+        # the row's own block, less what the rows above explain
+        T = tridiag(diag[:, i], side[:, i], side[:, i])
         if i: T.baddbmm_(B.mT, M[-1], alpha=-1)
         D.append(torch.cholesky_inverse(torch.linalg.cholesky_ex(T)[0]))
         if i < u.shape[1] - 1:
@@ -62,17 +66,20 @@ def _substitute(D, M, b):
         xs.append(x)
     return torch.stack(xs[::-1])
 
+# %% ../nbs/13_road.ipynb #0c4920d9
 def _fill(xp, u):
     "Noise-free imputation of `xp` [S,C,H,W] at the unknowns `u` [S,H,W]; kept pixels come back unchanged"
     tr = xp.shape[-1] > xp.shape[-2]   # blocks along the shorter side: the work grows as H·W³
     if tr: xp, u = xp.transpose(-1, -2), u.transpose(-1, -2)
     g = xp.to(torch.float64 if xp.dtype == torch.float64 else torch.float32)
-    wsum = _nsum(torch.ones_like(g[:1, :1]))[0, 0]        # neighbour weight inside the image: 1, less on the border
+    # neighbour weight inside the image: 1, less on the border
+    wsum = _nsum(torch.ones_like(g[:1, :1]))[0, 0]
     b = torch.where(u[:, None], _nsum(g * ~u[:, None]), g)
     y = _substitute(*_factor(u, wsum), b.permute(2, 0, 3, 1).contiguous()).permute(1, 3, 0, 2)
     y = torch.where(u[:, None], y, g).to(xp.dtype)
     return y.transpose(-1, -2) if tr else y
 
+# %% ../nbs/13_road.ipynb #8b66dd87
 def _rows_per_solve(shape, dev):
     "Images per solve: the factors take 2·H·W² floats per image (W the shorter side)"
     H, W = max(shape[-2:]), min(shape[-2:])
@@ -89,52 +96,58 @@ def _mix(z):
 def _gauss(x, seed):
     "Standard normal noise shaped like `x` [B,...], drawn per image from `seed` and its pixels; None: the global RNG"
     if seed is None: return torch.randn_like(x)
-    # counter-based: value j of an image hashes (image key, j), so the draw is the same in any batch and on any device
+    # counter-based: value j of an image hashes (image key, j),
+    # so the draw is the same in any batch and on any device
     key = _mix(image_seeds(x, seed))[:, None]
     j = 2 * torch.arange(x[0].numel(), device=x.device)
     u1 = ((_mix(key + j) >> 8).float() + 0.5) / 2**24      # in (0,1): the log stays finite
     u2 = (_mix(key + j + 1) >> 8).float() / 2**24
     return ((-2 * u1.log()).sqrt() * torch.cos(2 * math.pi * u2)).view(x.shape).to(x.dtype)
 
+# %% ../nbs/13_road.ipynb #1b48ba2d
 def _check_noise(noise):
     if isinstance(noise, Tensor) and noise.numel() == 1: noise = noise.item()
-    if not isinstance(noise, numbers.Real) or isinstance(noise, bool) or not math.isfinite(noise) or noise < 0:
-        raise ValueError(f"`noise` must be a finite number >= 0 (the noise's std in pixel units, e.g. 0.01), got {noise!r}")
+    if (not isinstance(noise, numbers.Real) or isinstance(noise, bool) or not math.isfinite(noise)
+        or noise < 0):
+        raise ValueError(f"`noise` must be a finite number >= 0 (the noise's std in pixel units, "
+                         f"e.g. 0.01), got {noise!r}")
     return float(noise)
-
-def _check_seed(seed):
-    if seed is not None and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)):
-        raise TypeError(f"`seed` must be an int (or None: the global RNG), got {type(seed).__name__}")
 
 def _check_remove(remove, x):
     "`remove` as a bool tensor [B,1,H,W] on `x`'s device"
     B, _, H, W = x.shape
     if not isinstance(remove, Tensor):
-        raise TypeError(f"`remove` must be a bool torch.Tensor [B,1,H,W], got {type(remove).__name__}")
+        raise TypeError(f"`remove` must be a bool torch.Tensor [B,1,H,W], "
+                        f"got {type(remove).__name__}")
     remove = plain(remove)
     if remove.dtype != torch.bool:
         if remove.is_complex() or not ((remove == 0) | (remove == 1)).all():
-            raise ValueError(f"`remove` must be a bool mask (True: replace the pixel); got {remove.dtype} values other than 0 and 1")
+            raise ValueError(f"`remove` must be a bool mask (True: replace the pixel); "
+                             f"got {remove.dtype} values other than 0 and 1")
         remove = remove.bool()
     if remove.ndim == 3: remove = remove[:, None]
-    if remove.ndim != 4 or remove.shape[1] != 1 or remove.shape[-2:] != (H, W) or remove.shape[0] not in (1, B):
-        raise ValueError(f"`remove` must be [B,1,H,W] (or [B,H,W]) for images {tuple(x.shape)}, got {tuple(remove.shape)}; "
-                         "one mask for every image: [1,1,H,W]")
+    if (remove.ndim != 4 or remove.shape[1] != 1 or remove.shape[-2:] != (H, W)
+        or remove.shape[0] not in (1, B)):
+        raise ValueError(f"`remove` must be [B,1,H,W] (or [B,H,W]) for images {tuple(x.shape)}, "
+                         f"got {tuple(remove.shape)}; one mask for every image: [1,1,H,W]")
     return remove.to(x.device).expand(B, 1, H, W)
 
-def road_impute(x:Tensor, # images [B,C,H,W] in pixel space
-                remove:Tensor, # bool [B,1,H,W] ([B,H,W]; [1,1,H,W] for every image): True where a pixel is replaced
-                noise:float=0.01, # std of the Gaussian noise added to each replaced pixel, pixel units
-                seed:Optional[int]=0, # noise seed, mixed with a hash of each image; None: the global RNG
-               )->Tensor: # the images with the removed pixels imputed, [B,C,H,W]
-    "Noisy linear imputation (Rong et al. 2022): removed pixels the weighted mean of their neighbours, solved jointly, plus noise"
+# %% ../nbs/13_road.ipynb #c689e578
+def road_impute(
+    x:Tensor, # images [B,C,H,W] in pixel space
+    remove:Tensor, # bool [B,1,H,W] ([B,H,W]; [1,1,H,W] for every image): True replaces the pixel
+    noise:float=0.01, # std of the Gaussian noise added to each replaced pixel, pixel units
+    seed:Optional[int]=0, # noise seed, mixed with a hash of each image; None: the global RNG
+)->Tensor: # the images with the removed pixels imputed, [B,C,H,W]
+    "Noisy linear imputation (Rong et al. 2022): each removed pixel the weighted mean of its neighbours, plus noise"
     x = check_images(x)
     remove = _check_remove(remove, x)
     noise = _check_noise(noise)
-    _check_seed(seed)
+    check_seed(seed)
     full = remove.flatten(1).all(1)
     if full.any():
-        raise ValueError(f"`remove` replaces every pixel of image(s) {full.nonzero().flatten().tolist()[:10]}; "
+        bad = full.nonzero().flatten().tolist()[:10]
+        raise ValueError(f"`remove` replaces every pixel of image(s) {bad}; "
                          "the imputation needs at least one kept pixel")
     n = _rows_per_solve(x.shape, x.device)
     out = torch.cat([_fill(xc, uc) for xc, uc in zip(x.split(n), remove[:, 0].split(n))])
@@ -149,25 +162,37 @@ def _check_percentiles(p):
     if isinstance(p, Tensor): p = p.tolist()
     if isinstance(p, numbers.Real): p = [p]
     try: p = [float(v) for v in p]
-    except (TypeError, ValueError): raise TypeError(f"`percentiles` must be a sequence of numbers in [0, 100), got {p!r}") from None
-    if not p: raise ValueError("`percentiles` is empty; give percents of the pixels to remove, e.g. (10, 20, ..., 90)")
+    except (TypeError, ValueError):
+        raise TypeError(f"`percentiles` must be a sequence of numbers in [0, 100), "
+                        f"got {p!r}") from None
+    if not p:
+        raise ValueError("`percentiles` is empty; give percents of the pixels to remove, "
+                         "e.g. (10, 20, ..., 90)")
     if any(not 0 <= v < 100 for v in p):
-        raise ValueError(f"`percentiles` are percents of the pixels removed, each in [0, 100) (one pixel must stay), got {p}")
-    if any(b <= a for a, b in zip(p, p[1:])): raise ValueError(f"`percentiles` must be strictly increasing, got {p}")
+        raise ValueError(f"`percentiles` are percents of the pixels removed, each in [0, 100) "
+                         f"(one pixel must stay), got {p}")
+    if any(b <= a for a, b in zip(p, p[1:])):
+        raise ValueError(f"`percentiles` must be strictly increasing, got {p}")
     return p
 
+# %% ../nbs/13_road.ipynb #d3b4e0f9
 def _check_maps(maps, x):
     "`maps` as plain float [B,1,H,W] on `x`'s device ([B,H,W] accepted, [B,C,H,W] -> sum of |.| over C)"
     if not isinstance(maps, Tensor):
-        raise TypeError(f"`maps` must be a torch.Tensor [B,1,H,W], got {type(maps).__name__}; convert arrays with `torch.as_tensor`")
+        raise TypeError(f"`maps` must be a torch.Tensor [B,1,H,W], got {type(maps).__name__}; "
+                        "convert arrays with `torch.as_tensor`")
     maps = plain(maps)
-    if not maps.is_floating_point(): raise TypeError(f"`maps` must be a floating-point tensor, got {maps.dtype}; use `maps.float()`")
+    if not maps.is_floating_point():
+        raise TypeError(f"`maps` must be a floating-point tensor, got {maps.dtype}; "
+                        "use `maps.float()`")
     if maps.ndim == 3: maps = maps[:, None]
     if maps.ndim != 4 or maps.shape[0] != x.shape[0] or maps.shape[-2:] != x.shape[-2:]:
-        raise ValueError(f"`maps` {tuple(maps.shape)} must be [B,1,H,W] for images {tuple(x.shape)}; upsample low-resolution "
-                         "maps with `F.interpolate(maps, size=x.shape[-2:], mode='bilinear')`")
+        raise ValueError(f"`maps` {tuple(maps.shape)} must be [B,1,H,W] for images "
+                         f"{tuple(x.shape)}; upsample low-resolution maps with "
+                         "`F.interpolate(maps, size=x.shape[-2:], mode='bilinear')`")
     if not torch.isfinite(maps).all():
-        raise ValueError("`maps` contains NaN/Inf values; fix the saliency method, or clean with `torch.nan_to_num` knowingly")
+        raise ValueError("`maps` contains NaN/Inf values; fix the saliency method, "
+                         "or clean with `torch.nan_to_num` knowingly")
     if maps.shape[1] != 1: maps = maps.abs().sum(1, keepdim=True)
     return maps.to(x.device)
 
@@ -175,12 +200,15 @@ def _auto_chunk(chunk, dev):
     "`chunk` checked; None -> 256 images per forward pass on CUDA, 32 on CPU"
     if chunk is None: return 256 if dev.type == 'cuda' else 32
     if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
-        raise ValueError(f"`chunk` must be an int >= 1 (images per forward pass) or None (automatic), got {chunk!r}")
+        raise ValueError(f"`chunk` must be an int >= 1 (images per forward pass) "
+                         f"or None (automatic), got {chunk!r}")
     return chunk
 
+# %% ../nbs/13_road.ipynb #a75f0f47
 def _scorer(act, t):
     "Score of model outputs for the targets of their source images `b`"
-    if act not in ('softmax', 'sigmoid', None): raise ValueError(f"`act` must be 'softmax', 'sigmoid' or None, got {act!r}")
+    if act not in ('softmax', 'sigmoid', None):
+        raise ValueError(f"`act` must be 'softmax', 'sigmoid' or None, got {act!r}")
     def f(out, b):
         p = out.float()
         p = p.softmax(1) if act == 'softmax' else p.sigmoid() if act == 'sigmoid' else p
@@ -191,24 +219,27 @@ def _scorer(act, t):
         return t.score(p)
     return f
 
-def road_curve(model:nn.Module, # the classifier, in model space
-               x:Tensor, # images [B,C,H,W] in model space
-               maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
-               target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
-               space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-               percentiles:Sequence[float]=PERCENTILES, # percents of the pixels removed, increasing, each in [0, 100)
-               order:Literal['morf', 'lerf']='morf', # remove the most relevant pixels first, or the least relevant
-               chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
-               seed:Optional[int]=0, # imputation noise seed, mixed with a hash of each image; None: the global RNG
-               noise:float=0.01, # std of the imputation noise, pixel units
-               act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
-               fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
-              )->Tensor: # target scores [B, len(percentiles)]
-    "ROAD curve `[B, P]`: the target score after imputing each percentile of pixels, most (MoRF) or least (LeRF) relevant first"
-    if order not in ('morf', 'lerf'): raise ValueError(f"`order` must be 'morf' (most relevant first) or 'lerf', got {order!r}")
+# %% ../nbs/13_road.ipynb #55133806
+def road_curve(
+    model:nn.Module, # the classifier, in model space
+    x:Tensor, # images [B,C,H,W] in model space
+    maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+    target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model; None: identity
+    percentiles:Sequence[float]=PERCENTILES, # percents of pixels removed, increasing, in [0, 100)
+    order:Literal['morf', 'lerf']='morf', # most relevant pixels removed first, or least relevant
+    chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+    seed:Optional[int]=0, # noise seed, mixed with a hash of each image; None: the global RNG
+    noise:float=0.01, # std of the imputation noise, pixel units
+    act:Optional[Literal['softmax', 'sigmoid']]='softmax', # 'sigmoid': multi-label; None: logits
+    fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+)->Tensor: # target scores [B, len(percentiles)]
+    "ROAD curve `[B, P]`: target scores after imputing each percentile of pixels, most or least relevant first"
+    if order not in ('morf', 'lerf'):
+        raise ValueError(f"`order` must be 'morf' (most relevant first) or 'lerf', got {order!r}")
     pcts = _check_percentiles(percentiles)
     noise = _check_noise(noise)
-    _check_seed(seed)
+    check_seed(seed)
     dev = model_device(model)
     chunk = _auto_chunk(chunk, dev)
     x = check_images(x).to(dev)
@@ -217,16 +248,20 @@ def road_curve(model:nn.Module, # the classifier, in model space
     B, C, H, W = x.shape
     N, P = H * W, len(pcts)
     ranked = maps.flatten(1).argsort(dim=1, descending=order == 'morf', stable=True)
-    rank = torch.empty_like(ranked).scatter_(1, ranked, torch.arange(N, device=dev).expand(B, N))   # 0: removed first
-    ks = torch.tensor([math.floor(N * p / 100 + 1e-6) for p in pcts], device=dev)   # pixels removed per percentile
+    # rank 0: removed first
+    rank = torch.empty_like(ranked).scatter_(1, ranked, torch.arange(N, device=dev).expand(B, N))
+    # pixels removed per percentile
+    ks = torch.tensor([math.floor(N * p / 100 + 1e-6) for p in pcts], device=dev)
     with preserve_state(model), torch.no_grad():
         model.eval()
-        net = _fold(model, x) if fold_bn else model   # eval-mode BatchNorm folded into its conv: cheaper forward passes
+        # eval-mode BatchNorm folded into its conv: cheaper forward passes
+        net = _fold(model, x) if fold_bn else model
         xp = space.to_pixel(x)
         score = _scorer(act, resolve_target(target, plain(net(x))))
         eps = noise * _gauss(xp, seed) if noise > 0 else None
         out = []
-        # rows (image b, percentile k): impute a memory-sized chunk of them in one solve, score them `chunk` at a time
+        # rows (image b, percentile k): impute a memory-sized chunk of them in one solve,
+        # score them `chunk` at a time
         for rows in torch.arange(B * P, device=dev).split(_rows_per_solve(x.shape, dev)):
             b, k = rows // P, rows % P
             u = (rank[b] < ks[k, None]).view(-1, H, W)
@@ -237,22 +272,24 @@ def road_curve(model:nn.Module, # the classifier, in model space
     return torch.cat(out).view(B, P)
 
 # %% ../nbs/13_road.ipynb #82d3cb2d
-def road_auc(model:nn.Module, # the classifier, in model space
-             x:Tensor, # images [B,C,H,W] in model space
-             maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
-             target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
-             space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-             percentiles:Sequence[float]=PERCENTILES, # percents of the pixels removed, increasing, each in [0, 100)
-             order:Literal['morf', 'lerf']='morf', # remove the most relevant pixels first, or the least relevant
-             chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
-             seed:Optional[int]=0, # imputation noise seed, mixed with a hash of each image; None: the global RNG
-             noise:float=0.01, # std of the imputation noise, pixel units
-             act:Optional[Literal['softmax', 'sigmoid']]='softmax', # score of the outputs ('sigmoid': multi-label); None: raw logits
-             fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
-             return_curve:bool=False, # also return the curves
-            )->Union[Tensor, tuple]: # AUC [B]; with `return_curve`, `(auc, curves [B, P])`
-    "Area under the ROAD curve per image over the removed fraction, per unit of that fraction (MoRF: lower = more faithful)"
-    c = road_curve(model, x, maps, target, space, percentiles, order, chunk, seed, noise, act, fold_bn)
+def road_auc(
+    model:nn.Module, # the classifier, in model space
+    x:Tensor, # images [B,C,H,W] in model space
+    maps:Tensor, # saliency maps [B,1,H,W] at the images' resolution
+    target:Union[int, Tensor, Callable, None]=None, # None: the predicted class; int, LongTensor [B], multi-hot [B,C]
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model; None: identity
+    percentiles:Sequence[float]=PERCENTILES, # percents of pixels removed, increasing, in [0, 100)
+    order:Literal['morf', 'lerf']='morf', # most relevant pixels removed first, or least relevant
+    chunk:Optional[int]=None, # images per forward pass; None: 256 on CUDA, 32 on CPU
+    seed:Optional[int]=0, # noise seed, mixed with a hash of each image; None: the global RNG
+    noise:float=0.01, # std of the imputation noise, pixel units
+    act:Optional[Literal['softmax', 'sigmoid']]='softmax', # 'sigmoid': multi-label; None: logits
+    fold_bn:bool=True, # run on `core.fold_bn(model)`; False: the model as it is
+    return_curve:bool=False, # also return the curves
+)->Union[Tensor, tuple]: # AUC [B]; with `return_curve`, `(auc, curves [B, P])`
+    "Area under each image's ROAD curve over the removed fraction, per unit of it (MoRF: lower = more faithful)"
+    c = road_curve(model, x, maps, target, space, percentiles, order, chunk, seed, noise, act,
+                   fold_bn)
     f = torch.tensor(_check_percentiles(percentiles), device=c.device, dtype=c.dtype) / 100
     auc = c[:, 0] if len(f) == 1 else torch.trapezoid(c, f, dim=1) / (f[-1] - f[0])
     return (auc, c) if return_curve else auc

@@ -1,4 +1,4 @@
-"""Parameter-free gradient attacks, a black-box random search and their ensemble, run AutoAttack's way for binary, multi-class and multi-label models, with the sanity checks that tell a robust model from a model whose gradients hide its weakness.
+"""APGD, Square and AutoAttack for binary, multi-class and multi-label models, with checks for masked gradients.
 
 Docs: https://robust-saliency.github.io/robust_saliency/robustness.html.md"""
 
@@ -11,70 +11,78 @@ import copy, math
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, ifnone, patch
 from fastcore.meta import delegates
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
-from .core import (plain, check_images, check_eps, per_sample_loss, InputSpace, as_space,
-                                  preserve_state, set_bn_eval, model_device, fold_bn)
+from .core import (plain, check_images, check_eps, per_sample_loss, InputSpace,
+                                  as_space, preserve_state, frozen, model_device, fold_bn,
+                                  correctness, unwrap_model, amp_scale, row_norm, check_int,
+                                  check_norm, check_seed, check_labels, check_pixel_range)
 from .saliency import image_seeds
 
 # %% auto #0
-__all__ = ['attack_losses', 'task_of', 'correctness', 'ce_loss', 'margin_loss', 'dlr_loss', 'per_image_uniform', 'PixelAttack',
-           'APGD', 'APGDT', 'Square', 'AutoAttack', 'RobustnessReport', 'robustness_report']
+__all__ = ['attack_losses', 'task_of', 'ce_loss', 'margin_loss', 'dlr_loss', 'per_image_uniform', 'PixelAttack', 'APGD', 'APGDT',
+           'Square', 'AutoAttack', 'RobustnessReport', 'robustness_report']
 
 # %% ../nbs/11_robustness.ipynb #a8ee95da
-def task_of(n_out:int, # number of model outputs (logits)
-            y:Tensor, # labels [B] or multi-hot [B,C]
-           )->str: # 'binary', 'multiclass' or 'multilabel'
+def task_of(
+    n_out:int, # number of model outputs (logits)
+    y:Tensor, # labels [B] or multi-hot [B,C]
+)->str: # 'binary', 'multiclass' or 'multilabel'
     "Which task labels `y` pose for a model with `n_out` outputs"
     if y.ndim == 2: return 'multilabel'
     return 'binary' if n_out == 2 else 'multiclass'
 
-def correctness(logits:Tensor, # model output [B,C]
-                y:Tensor, # labels [B] or multi-hot [B,C]
-               )->Tensor: # float [B] in [0,1]
-    "Per-sample correctness: 1/0 for class indices, the fraction of labels right (logit > 0) for multi-hot"
-    if y.ndim == 2: return ((logits > 0).to(y.dtype) == y).float().mean(1)
-    return (logits.argmax(1) == y).float()
-
+# %% ../nbs/11_robustness.ipynb #daa40473
 def _gather(z, i): return z.gather(1, i[:, None])[:, 0]
 def _others_max(z, y): return z.scatter(1, y[:, None], -float('inf')).amax(1)
 
-def ce_loss(logits:Tensor, # model output [B,C]
-            y:Tensor, # labels [B] or multi-hot [B,C]
-            target:Optional[Tensor]=None, # target classes [B]; None: untargeted
-           )->Tensor: # [B]
-    "Cross-entropy (summed BCE for multi-hot `y`); towards `target`: minus the target's cross-entropy"
+def ce_loss(
+    logits:Tensor, # model output [B,C]
+    y:Tensor, # labels [B] or multi-hot [B,C]
+    target:Optional[Tensor]=None, # target classes [B]; None: untargeted
+)->Tensor: # [B]
+    "Cross-entropy (summed BCE for multi-hot `y`); towards `target`: minus its cross-entropy"
     if target is None: return per_sample_loss(logits, y)
-    if y.ndim == 2: raise ValueError("a targeted cross-entropy needs class-index labels [B], not multi-hot targets")
+    if y.ndim == 2:
+        raise ValueError("a targeted cross-entropy needs class-index labels [B], "
+                         "not multi-hot targets")
     return -F.cross_entropy(logits.float(), target, reduction='none')
 
-def margin_loss(logits:Tensor, # model output [B,C]
-                y:Tensor, # labels [B] or multi-hot [B,C]
-                target:Optional[Tensor]=None, # target classes [B]; None: untargeted
-               )->Tensor: # [B]; > 0 once the decision flipped (class indices)
-    "Carlini-Wagner margin `max_{j≠y} z_j − z_y` (`z_t − z_y` towards `target`); multi-hot: `−Σ_j relu((2y_j−1)·z_j)`"
+def margin_loss(
+    logits:Tensor, # model output [B,C]
+    y:Tensor, # labels [B] or multi-hot [B,C]
+    target:Optional[Tensor]=None, # target classes [B]; None: untargeted
+)->Tensor: # [B]; > 0 once the decision flipped (class indices)
+    "Carlini-Wagner margin `max_{j≠y} z_j − z_y` (`z_t − z_y` to `target`); multi-hot `−Σ_j relu((2y_j−1)·z_j)`"
     z = logits.float()
     if y.ndim == 2:
-        if target is not None: raise ValueError("a targeted margin needs class-index labels [B], not multi-hot targets")
-        # only labels still right contribute: their logit is pushed across 0, flipped ones are left alone
+        if target is not None:
+            raise ValueError("a targeted margin needs class-index labels [B], "
+                             "not multi-hot targets")
+        # only labels still right contribute: their logit is pushed across 0,
+        # flipped ones are left alone
         return -((2 * y.to(z) - 1) * z).clamp(min=0).sum(1)
     return (_gather(z, target) if target is not None else _others_max(z, y)) - _gather(z, y)
 
-def dlr_loss(logits:Tensor, # model output [B,C], C >= 3
-             y:Tensor, # labels [B]
-             target:Optional[Tensor]=None, # target classes [B]; None: untargeted
-            )->Tensor: # [B]
-    "Difference of logits ratio: the margin over `z_π1 − z_π3` (targeted: over `z_π1 − (z_π3+z_π4)/2`)"
+# %% ../nbs/11_robustness.ipynb #75f87108
+def dlr_loss(
+    logits:Tensor, # model output [B,C], C >= 3
+    y:Tensor, # labels [B]
+    target:Optional[Tensor]=None, # target classes [B]; None: untargeted
+)->Tensor: # [B]
+    "Difference of logits ratio: the margin over `z_π1 − z_π3` (targeted: `z_π1 − (z_π3+z_π4)/2`)"
     z = logits.float()
     C = z.shape[1]
     if y.ndim != 1 or C < 3:
-        raise ValueError(f"the DLR loss needs class-index labels and at least 3 classes (got {C} outputs"
-                         f"{', multi-hot labels' if y.ndim == 2 else ''}); use loss='margin' instead")
+        raise ValueError(f"the DLR loss needs class-index labels and at least 3 classes "
+                         f"(got {C} outputs{', multi-hot labels' if y.ndim == 2 else ''}); "
+                         f"use loss='margin' instead")
     zs = z.topk(min(C, 4), dim=1).values                          # π1 >= π2 >= π3 (>= π4)
     if target is None: return (_others_max(z, y) - _gather(z, y)) / (zs[:, 0] - zs[:, 2] + 1e-12)
-    den = zs[:, 0] - (zs[:, 2] + zs[:, 3]) / 2 if C >= 4 else zs[:, 0] - zs[:, 2]   # 3 classes: there is no π4
+    # 3 classes: there is no π4
+    den = zs[:, 0] - (zs[:, 2] + zs[:, 3]) / 2 if C >= 4 else zs[:, 0] - zs[:, 2]
     return (_gather(z, target) - _gather(z, y)) / (den + 1e-12)
 
 attack_losses = {'ce': ce_loss, 'dlr': dlr_loss, 'margin': margin_loss}
@@ -87,14 +95,15 @@ def _mix(z):
     z = ((z ^ (z >> 15)) * 0x2C1B3C6D) % 2**32
     return z ^ (z >> 16)
 
-def per_image_uniform(seeds:Tensor, # int64 seeds [B], e.g. `image_seeds(x, seed)`
-                      stream:int, # which draw (restart, query, ...): different streams are independent
-                      n:int, # numbers per image
-                     )->Tensor: # float32 [B,n] in (0,1)
+def per_image_uniform(
+    seeds:Tensor, # int64 seeds [B], e.g. `image_seeds(x, seed)`
+    stream:int, # which draw (restart, query, ...): different streams are independent
+    n:int, # numbers per image
+)->Tensor: # float32 [B,n] in (0,1)
     "Uniform numbers drawn per image from its seed: row `i` depends on `seeds[i]` and `stream` only"
     base = _mix(_mix(seeds.long()) + (int(stream) % 2**32) * 0x9E37)
     z = _mix(_mix(base[:, None] + torch.arange(n, device=seeds.device)) + 0x5BD1)
-    return ((z >> 8).float() + 0.5) / 2**24                      # 24 bits: exact in float32, never 0 or 1
+    return ((z >> 8).float() + 0.5) / 2**24          # 24 bits: exact in float32, never 0 or 1
 
 def _normal(seeds, stream, n):
     "Standard normal numbers per image (Box-Muller)"
@@ -102,280 +111,290 @@ def _normal(seeds, stream, n):
     return (-2 * u[:, :n].log()).sqrt() * torch.cos(2 * math.pi * u[:, n:])
 
 # %% ../nbs/11_robustness.ipynb #32aff8c2
-def _unwrap(model):
-    "The module inside `DistributedDataParallel`/`DataParallel`: attacks are local and must not sync gradients"
-    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
-
-def _amp_scale(x):
-    "Loss scale for attack gradients under fp16 autocast (they underflow otherwise); 1 in fp32/bf16"
-    dt = x.device.type
-    return 2.**12 if torch.is_autocast_enabled(dt) and torch.get_autocast_dtype(dt) == torch.float16 else 1.
-
-def _rnorm(t): return t.flatten(1).norm(dim=1).view(-1, *[1] * (t.ndim - 1))
 def _bcast(v, t): return v.view(-1, *[1] * (t.ndim - 1))
 def _where(m, a, b): return torch.where(_bcast(m, a), a, b)
 
-def _check_int(v, name, lo=1):
-    if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-        raise ValueError(f"`{name}` must be an int >= {lo}, got {v!r}")
-    return v
-
-def _check_norm(norm):
-    if norm not in ('linf', 'l2'): raise ValueError(f"`norm` must be 'linf' or 'l2', got {norm!r}")
-    return norm
-
-def _check_seed(seed):
-    if not isinstance(seed, int) or isinstance(seed, bool): raise TypeError(f"`seed` must be an int, got {seed!r}")
-    return seed
-
+# %% ../nbs/11_robustness.ipynb #00dcaf18
 def _check_labels(logits, y):
     "Labels must fit the model's outputs (checked on the clean pass, before any loss)"
     C = logits.shape[-1]
     if y.ndim == 2:
-        if y.shape[1] != C: raise ValueError(f"multi-hot `y` has {y.shape[1]} classes but the model outputs {C} logits")
+        if y.shape[1] != C:
+            raise ValueError(f"multi-hot `y` has {y.shape[1]} classes "
+                             f"but the model outputs {C} logits")
         if not ((y == 0) | (y == 1)).all(): raise ValueError("multi-hot `y` must hold 0/1 values")
         return
-    if y.ndim != 1: raise ValueError(f"`y` must be class indices [B] or multi-hot [B,C], got shape {tuple(y.shape)}")
-    if C == 1: raise ValueError("the model outputs a single logit, so class-index labels `y` [B] do not fit: give float "
-                                "targets [B,1] (`y[:, None].float()`, one label) or use a model with 2 outputs")
+    if y.ndim != 1:
+        raise ValueError(f"`y` must be class indices [B] or multi-hot [B,C], "
+                         f"got shape {tuple(y.shape)}")
+    if C == 1:
+        raise ValueError("the model outputs a single logit, so class-index labels `y` [B] do not "
+                         "fit: give float targets [B,1] (`y[:, None].float()`, one label) "
+                         "or use a model with 2 outputs")
     if y.is_floating_point():
-        raise TypeError("class-index labels `y` must be integers (LongTensor); multi-hot labels are [B,C]")
+        raise TypeError("class-index labels `y` must be integers (LongTensor); "
+                        "multi-hot labels are [B,C]")
     lo, hi = int(y.min()), int(y.max())
     if lo < 0 or hi >= C:
-        raise ValueError(f"labels `y` must lie in [0, {C-1}] for a model with {C} outputs, got min {lo}, max {hi}")
+        raise ValueError(f"labels `y` must lie in [0, {C-1}] for a model with {C} outputs, "
+                         f"got min {lo}, max {hi}")
 
+# %% ../nbs/11_robustness.ipynb #45d68141
 class _Prepared:
-    "One batch ready to attack: the frozen (folded) net as a function of pixels, pixel images, labels, seeds"
+    "One batch to attack: the frozen (folded) net of pixels, pixel images, labels, seeds"
     def __init__(self, f, xp, y, seeds, task, n_out): store_attr()
 
 class PixelAttack:
-    "Base of the attacks here: validates, works in pixel space on a frozen model, returns model-space `x_adv`"
+    "Base attack: validates, works in pixel space on a frozen model, returns model-space `x_adv`"
     eps, norm, seed, bn_eval, fold_bn = 0., 'linf', 0, True, True
     def __call__(self,
-                 model:nn.Module, # the classifier: model-space input -> logits
-                 x:Tensor, # images [B,C,H,W] in model space
-                 y:Tensor, # labels [B] or multi-hot [B,C]
-                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # the normalization; None: identity
-                )->Tensor: # adversarial images [B,C,H,W] in model space
+        model:nn.Module, # the classifier: model-space input -> logits
+        x:Tensor, # images [B,C,H,W] in model space
+        y:Tensor, # labels [B] or multi-hot [B,C]
+        space:Union[InputSpace, DataLoaders, Learner, None]=None, # normalization (None: identity)
+    )->Tensor: # adversarial images [B,C,H,W] in model space
         "Adversarial version of `x` (model space) against labels `y`"
         return self.run(model, x, y, space)['x_adv']
 
-    def run(self,
-            model:nn.Module, # the classifier: model-space input -> logits
-            x:Tensor, # images [B,C,H,W] in model space
-            y:Tensor, # labels [B] or multi-hot [B,C]
-            space:Union[InputSpace, DataLoaders, Learner, None]=None, # the normalization; None: identity
-           )->dict: # `x_adv`, `clean` and `correct` (per image, [B]), `task`; an ensemble adds its breakdown
-        "The attack with its per-image record: correctness before and after"
-        x = check_images(x)
-        y = plain(y)
-        if not isinstance(y, Tensor): raise TypeError(f"`y` must be a tensor of labels, got {type(y).__name__}")
-        if y.ndim == 0 or len(y) != len(x):
-            raise ValueError(f"`y` has shape {tuple(y.shape)} but the batch has {len(x)} images; give one label per image")
-        space, net = as_space(space), _unwrap(model)
-        x, y = x.detach(), y.to(x.device)
-        xp = space.to_pixel(x)
-        lo, hi = xp.amin().item(), xp.amax().item()
-        if lo < -1e-3 or hi > 1 + 1e-3:
-            raise ValueError(f"in pixel space the images span [{lo:.3g}, {hi:.3g}], outside [0,1]: pass the `space` "
-                             "they were normalized with (`space=learn.dls` or `InputSpace(mean, std)`), or rescale them")
-        xp = xp.clamp(0, 1)
-        istd = x.new_ones(1) if space.is_identity else 1 / space.std.to(x.device, x.dtype)
-        with preserve_state(net), torch.enable_grad():
-            set_bn_eval(net, self.bn_eval)
-            for p in net.parameters(): p.requires_grad_(False)   # input gradients only
-            fnet = fold_bn(net, x) if self.fold_bn else net
-            f = lambda p: fnet(space.to_model(p))
-            with torch.no_grad(): logits = f(xp).float()
-            if y.ndim == 2 and not y.is_floating_point(): y = y.float()
-            _check_labels(logits, y)
-            if y.ndim == 1: y = y.long()
-            P = _Prepared(f, xp, y, image_seeds(xp, self.seed), task_of(logits.shape[1], y), logits.shape[1])
-            self._check_task(P)
-            clean = correctness(logits, y)
-            res = self._attack(P, clean)
-        res['x_adv'] = (x + (res.pop('xp') - xp) * istd).detach()
-        res.update(clean=clean, task=P.task)
-        return res
-
     def scaled(self,
-               f:float, # factor for `eps`
-              )->PixelAttack:
+        f:float, # factor for `eps`
+    )->PixelAttack:
         "A copy with `eps` multiplied by `f`"
         a = copy.copy(self)
         a.eps = self.eps * f
         return a
 
-    def _attack(self, P, clean):
-        "Attack the images still (partly) right; pixel-space `xp` and per-image `correct`"
-        xa, corr = P.xp.clone(), clean.clone()
-        rows = (clean > 0).nonzero()[:, 0]
-        if self.eps > 0 and len(rows):
-            xr, cr = self._perturb(P, rows)
-            better = cr <= corr[rows]                 # ties: the attack's point (APGD's highest-loss one)
-            xa[rows[better]], corr[rows[better]] = xr[better], cr[better]
-        return dict(xp=xa, correct=corr)
-
     def _check_task(self, P): pass
     def _perturb(self, P, rows): raise NotImplementedError
 
-# %% ../nbs/11_robustness.ipynb #341c7c35
+# %% ../nbs/11_robustness.ipynb #b00d652b
+@patch
+def run(self:PixelAttack,
+    model:nn.Module, # the classifier: model-space input -> logits
+    x:Tensor, # images [B,C,H,W] in model space
+    y:Tensor, # labels [B] or multi-hot [B,C]
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # normalization (None: identity)
+)->dict: # `x_adv`, per-image `clean` and `correct` [B], `task`; an ensemble adds its breakdown
+    "The attack with its per-image record: correctness before and after"
+    x = check_images(x)
+    y = check_labels(y, x)
+    space, net = as_space(space), unwrap_model(model)
+    x, y = x.detach(), y.to(x.device)
+    xp = space.to_pixel(x)
+    check_pixel_range(xp)
+    xp = xp.clamp(0, 1)
+    istd = x.new_ones(1) if space.is_identity else 1 / space.std.to(x.device, x.dtype)
+    with frozen(net, self.bn_eval):
+        fnet = fold_bn(net, x) if self.fold_bn else net
+        f = lambda p: fnet(space.to_model(p))
+        with torch.no_grad(): logits = f(xp).float()
+        if y.ndim == 2 and not y.is_floating_point(): y = y.float()
+        _check_labels(logits, y)
+        if y.ndim == 1: y = y.long()
+        n_out = logits.shape[1]
+        P = _Prepared(f, xp, y, image_seeds(xp, self.seed), task_of(n_out, y), n_out)
+        self._check_task(P)
+        clean = correctness(logits, y)
+        res = self._attack(P, clean)
+    res['x_adv'] = (x + (res.pop('xp') - xp) * istd).detach()
+    res.update(clean=clean, task=P.task)
+    return res
+
+# %% ../nbs/11_robustness.ipynb #7e956fbf
+@patch
+def _attack(self:PixelAttack, P, clean):
+    "Attack the images still (partly) right; pixel-space `xp` and per-image `correct`"
+    xa, corr = P.xp.clone(), clean.clone()
+    rows = (clean > 0).nonzero()[:, 0]
+    if self.eps > 0 and len(rows):
+        xr, cr = self._perturb(P, rows)
+        better = cr <= corr[rows]          # ties: the attack's point (APGD's highest-loss one)
+        xa[rows[better]], corr[rows[better]] = xr[better], cr[better]
+    return dict(xp=xa, correct=corr)
+
+# %% ../nbs/11_robustness.ipynb #e880b250
 def _proj(xp, z, eps, norm):
     "Project `z` on the eps-ball around `xp` and on the image range [0,1]"
     if norm == 'linf': return torch.min(torch.max(z, xp - eps), xp + eps).clamp_(0, 1)
     d = z - xp
-    n = _rnorm(d)
+    n = row_norm(d)
     return (xp + d / (n + 1e-12) * n.clamp(max=eps)).clamp_(0, 1)
 
+# %% ../nbs/11_robustness.ipynb #341c7c35
 class APGD(PixelAttack):
-    "Auto-PGD (Croce & Hein 2020): momentum, a step size halved at checkpoints when progress stalls, best point kept"
+    "Auto-PGD (Croce & Hein 2020): momentum, a step halved when progress stalls, best point kept"
     def __init__(self,
-                 eps:float, # radius of the ball in pixel units (e.g. 8/255 for L∞)
-                 norm:Literal['linf','l2']='linf', # the ball
-                 steps:int=100, # iterations per restart
-                 loss:Literal['ce','dlr','margin']='ce', # cross-entropy (BCE for multi-hot), DLR (>= 3 classes), CW margin
-                 restarts:int=1, # random restarts, each on the images not broken yet
-                 rho:float=0.75, # halve the step when at most this fraction of the steps since a checkpoint raised the loss
-                 seed:int=0, # seed of the random starts, mixed with a hash of each image
-                 bn_eval:bool=True, # BatchNorm in eval mode during the attack; False keeps its training mode
-                 fold_bn:bool=True, # run the passes with eval-mode BatchNorm folded into the convolutions
-                ):
-        self.eps, self.norm = check_eps(eps), _check_norm(norm)
-        self.steps, self.restarts = _check_int(steps, 'steps'), _check_int(restarts, 'restarts')
+        eps:float, # radius of the ball in pixel units (e.g. 8/255 for L∞)
+        norm:Literal['linf','l2']='linf', # the ball
+        steps:int=100, # iterations per restart
+        loss:Literal['ce','dlr','margin']='ce', # cross-entropy / BCE, DLR (>= 3 classes), CW margin
+        restarts:int=1, # random restarts, each on the images not broken yet
+        rho:float=0.75, # halve the step if at most this share of steps since a checkpoint raised the loss
+        seed:int=0, # seed of the random starts, mixed with a hash of each image
+        bn_eval:bool=True, # BatchNorm in eval mode during the attack; False keeps its training mode
+        fold_bn:bool=True, # run the passes with eval-mode BatchNorm folded into the convolutions
+    ):
+        self.eps, self.norm = check_eps(eps), check_norm(norm)
+        self.steps, self.restarts = check_int(steps, 'steps'), check_int(restarts, 'restarts')
         if loss not in attack_losses:
-            raise ValueError(f"`loss` must be one of {', '.join(map(repr, attack_losses))}, got {loss!r}")
-        if not (isinstance(rho, (int, float)) and 0 < rho <= 1): raise ValueError(f"`rho` must be in (0, 1], got {rho!r}")
-        self.seed = _check_seed(seed)
+            raise ValueError(f"`loss` must be one of {', '.join(map(repr, attack_losses))}, "
+                             f"got {loss!r}")
+        if not (isinstance(rho, (int, float)) and 0 < rho <= 1):
+            raise ValueError(f"`rho` must be in (0, 1], got {rho!r}")
+        self.seed = check_seed(seed, allow_none=False)
         store_attr('loss,rho,bn_eval,fold_bn')
 
     def __repr__(self):
-        s = f"{type(self).__name__}(eps={self.eps:.4g}, norm={self.norm!r}, steps={self.steps}, loss={self.loss!r}"
+        s = (f"{type(self).__name__}(eps={self.eps:.4g}, norm={self.norm!r}, steps={self.steps}, "
+             f"loss={self.loss!r}")
         for k in self._extra(): s += f", {k}={getattr(self, k)!r}"
-        for k, d in (('restarts', 1), ('rho', .75), ('seed', 0), ('bn_eval', True), ('fold_bn', True)):
+        defaults = (('restarts', 1), ('rho', .75), ('seed', 0), ('bn_eval', True),
+                    ('fold_bn', True))
+        for k, d in defaults:
             if getattr(self, k) != d: s += f", {k}={getattr(self, k)!r}"
         return s + ")"
     def _extra(self): return ()
 
     def _check_task(self, P):
         if self.loss == 'dlr' and (P.y.ndim == 2 or P.n_out < 3):
-            raise ValueError(f"the DLR loss needs class-index labels and at least 3 classes; this is a {P.task} task "
-                             f"with {P.n_out} outputs: use loss='margin' (or 'ce')")
-
-    def _grad(self, P, lossfn, xa, y, t, scale):
-        "Loss, correctness and input gradient at `xa` (one forward, one input-only backward)"
-        xa = xa.detach().requires_grad_()
-        logits = P.f(xa)
-        l = lossfn(logits, y, t)
-        g, = torch.autograd.grad(l.sum() * scale, xa)
-        return l.detach(), correctness(logits.detach(), y), g
-
-    def _init(self, P, rows, stream):
-        "Uniform noise scaled to the L∞ ball's surface (a random point on the L2 sphere), per image"
-        xp = P.xp[rows]
-        D = xp[0].numel()
-        if self.norm == 'linf':
-            t = 2 * per_image_uniform(P.seeds[rows], stream, D) - 1
-            d = self.eps * t / t.abs().amax(1, keepdim=True)
-        else:
-            t = _normal(P.seeds[rows], stream, D)
-            d = self.eps * t / (t.norm(dim=1, keepdim=True) + 1e-12)
-        return (xp + d.view_as(xp).to(xp)).clamp_(0, 1)
-
-    def _run(self, P, rows, t, stream):
-        "One APGD run on `rows` (towards targets `t`, or untargeted); the point kept per row and its correctness"
-        eps, norm, n = self.eps, self.norm, self.steps
-        k, kmin, kdec = max(int(0.22 * n), 1), max(int(0.06 * n), 1), max(int(0.03 * n), 1)
-        lossfn, scale = attack_losses[self.loss], _amp_scale(P.xp)
-        xp, y = P.xp[rows], P.y[rows]
-        out_x, out_c = xp.clone(), torch.ones(len(rows), device=xp.device)
-        idx = torch.arange(len(rows), device=xp.device)
-        xa = self._init(P, rows, stream)
-        l, c, g = self._grad(P, lossfn, xa, y, t, scale)
-        x_old, x_best, g_best, l_best = xa, xa, g, l            # best loss: where a checkpoint restarts from
-        x_ret, c_ret, l_ret = xa, c, l                          # returned: lowest correctness, then highest loss
-        step = torch.full((len(rows),), 2 * eps, device=xp.device, dtype=xp.dtype)
-        l_prev, n_inc = l, torch.zeros_like(l)
-        reduced, l_best_last, counter = torch.ones_like(l, dtype=torch.bool), l, 0
-        for i in range(n):
-            done = c_ret == 0
-            if done.any():   # broken images leave the batch: the following passes forward only the others
-                out_x[idx[done]], out_c[idx[done]] = x_ret[done], 0.
-                keep = ~done
-                if not keep.any(): return out_x, out_c
-                (idx, xp, y, xa, x_old, g, x_best, g_best, l_best, x_ret, c_ret, l_ret, step, l_prev, n_inc, reduced,
-                 l_best_last) = (o[keep] for o in (idx, xp, y, xa, x_old, g, x_best, g_best, l_best, x_ret, c_ret,
-                                                   l_ret, step, l_prev, n_inc, reduced, l_best_last))
-                if t is not None: t = t[keep]
-            a = 0.75 if i > 0 else 1.0                           # momentum from the second step on
-            s = _bcast(step, xa)
-            z = _proj(xp, xa + s * (g.sign() if norm == 'linf' else g / (_rnorm(g) + 1e-12)), eps, norm)
-            z = _proj(xp, xa + (z - xa) * a + (xa - x_old) * (1 - a), eps, norm)
-            x_old, xa = xa, z
-            l, c, g = self._grad(P, lossfn, xa, y, t, scale)
-            n_inc, l_prev = n_inc + (l > l_prev).float(), l
-            imp = l > l_best
-            x_best, g_best, l_best = _where(imp, xa, x_best), _where(imp, g, g_best), torch.where(imp, l, l_best)
-            better = (c < c_ret) | ((c == c_ret) & (l > l_ret))
-            x_ret, c_ret, l_ret = _where(better, xa, x_ret), torch.where(better, c, c_ret), torch.where(better, l, l_ret)
-            counter += 1
-            if counter == k:   # checkpoint: halve the step (and go back to the best point) where progress stalled
-                red = (n_inc <= k * self.rho) | (~reduced & (l_best_last >= l_best))
-                reduced, l_best_last = red, l_best
-                step = torch.where(red, step / 2, step)
-                xa, g = _where(red, x_best, xa), _where(red, g_best, g)
-                n_inc, counter, k = torch.zeros_like(n_inc), 0, max(k - kdec, kmin)
-        out_x[idx], out_c[idx] = x_ret, c_ret
-        return out_x, out_c
+            raise ValueError(f"the DLR loss needs class-index labels and at least 3 classes; "
+                             f"this is a {P.task} task with {P.n_out} outputs: "
+                             f"use loss='margin' (or 'ce')")
 
     def _targets(self, P, rows): return [None]
     @property
     def _stream(self):
-        "Random streams of this loss (and targeting): an ensemble's APGD runs start from different random points"
-        return 100_000 * list(attack_losses).index(self.loss) + 50_000 * (type(self)._targets is not APGD._targets)
+        "Random streams per loss and targeting: an ensemble's APGD runs start at different points"
+        targeted = type(self)._targets is not APGD._targets
+        return 100_000 * list(attack_losses).index(self.loss) + 50_000 * targeted
 
-    def _perturb(self, P, rows):
-        "Every target and restart in turn, each on the rows still unbroken"
-        xb, cb = P.xp[rows].clone(), torch.full((len(rows),), 2., device=P.xp.device)   # the first run is always kept
-        live = torch.arange(len(rows), device=P.xp.device)
-        for j, t in enumerate(self._targets(P, rows)):
-            for r in range(self.restarts):
-                if len(live) == 0: break
-                xr, cr = self._run(P, rows[live], None if t is None else t[live], stream=self._stream + 1000 * j + r)
-                better = cr < cb[live]
-                xb[live[better]], cb[live[better]] = xr[better], cr[better]
-                live = live[cb[live] > 0]
-        return xb, cb
+# %% ../nbs/11_robustness.ipynb #59305dfc
+@patch
+def _grad(self:APGD, P, lossfn, xa, y, t, scale):
+    "Loss, correctness and input gradient at `xa` (one forward, one input-only backward)"
+    xa = xa.detach().requires_grad_()
+    logits = P.f(xa)
+    l = lossfn(logits, y, t)
+    g, = torch.autograd.grad(l.sum() * scale, xa)
+    return l.detach(), correctness(logits.detach(), y), g
+
+@patch
+def _init(self:APGD, P, rows, stream):
+    "Uniform noise scaled to the L∞ ball's surface (a random point on the L2 sphere), per image"
+    xp = P.xp[rows]
+    D = xp[0].numel()
+    if self.norm == 'linf':
+        t = 2 * per_image_uniform(P.seeds[rows], stream, D) - 1
+        d = self.eps * t / t.abs().amax(1, keepdim=True)
+    else:
+        t = _normal(P.seeds[rows], stream, D)
+        d = self.eps * t / (t.norm(dim=1, keepdim=True) + 1e-12)
+    return (xp + d.view_as(xp).to(xp)).clamp_(0, 1)
+
+# %% ../nbs/11_robustness.ipynb #c928d786
+@patch
+def _run(self:APGD, P, rows, t, stream):
+    "One APGD run on `rows` towards `t` (or untargeted): each row's kept point and correctness"
+    eps, norm, n = self.eps, self.norm, self.steps
+    k, kmin, kdec = max(int(0.22 * n), 1), max(int(0.06 * n), 1), max(int(0.03 * n), 1)
+    lossfn, scale = attack_losses[self.loss], amp_scale(P.xp)
+    xp, y = P.xp[rows], P.y[rows]
+    out_x, out_c = xp.clone(), torch.ones(len(rows), device=xp.device)
+    idx = torch.arange(len(rows), device=xp.device)
+    xa = self._init(P, rows, stream)
+    l, c, g = self._grad(P, lossfn, xa, y, t, scale)
+    x_old, x_best, g_best, l_best = xa, xa, g, l   # best loss: where a checkpoint restarts from
+    x_ret, c_ret, l_ret = xa, c, l   # returned: lowest correctness, then highest loss
+    step = torch.full((len(rows),), 2 * eps, device=xp.device, dtype=xp.dtype)
+    l_prev, n_inc = l, torch.zeros_like(l)
+    reduced, l_best_last, counter = torch.ones_like(l, dtype=torch.bool), l, 0
+    for i in range(n):
+        done = c_ret == 0
+        if done.any():   # broken images leave the batch: later passes forward only the others
+            out_x[idx[done]], out_c[idx[done]] = x_ret[done], 0.
+            keep = ~done
+            if not keep.any(): return out_x, out_c
+            (idx, xp, y, xa, x_old, g, x_best, g_best, l_best, x_ret, c_ret, l_ret, step,
+             l_prev, n_inc, reduced, l_best_last) = (
+                o[keep] for o in (idx, xp, y, xa, x_old, g, x_best, g_best, l_best, x_ret,
+                                  c_ret, l_ret, step, l_prev, n_inc, reduced, l_best_last))
+            if t is not None: t = t[keep]
+        a = 0.75 if i > 0 else 1.0                  # momentum from the second step on
+        s = _bcast(step, xa)
+        ascent = g.sign() if norm == 'linf' else g / (row_norm(g) + 1e-12)
+        z = _proj(xp, xa + s * ascent, eps, norm)
+        z = _proj(xp, xa + (z - xa) * a + (xa - x_old) * (1 - a), eps, norm)
+        x_old, xa = xa, z
+        l, c, g = self._grad(P, lossfn, xa, y, t, scale)
+        n_inc, l_prev = n_inc + (l > l_prev).float(), l
+        imp = l > l_best
+        x_best, g_best, l_best = (_where(imp, xa, x_best), _where(imp, g, g_best),
+                                  torch.where(imp, l, l_best))
+        better = (c < c_ret) | ((c == c_ret) & (l > l_ret))
+        x_ret, c_ret, l_ret = (_where(better, xa, x_ret), torch.where(better, c, c_ret),
+                               torch.where(better, l, l_ret))
+        counter += 1
+        # checkpoint: halve the step (and go back to the best point) where progress stalled
+        if counter == k:
+            red = (n_inc <= k * self.rho) | (~reduced & (l_best_last >= l_best))
+            reduced, l_best_last = red, l_best
+            step = torch.where(red, step / 2, step)
+            xa, g = _where(red, x_best, xa), _where(red, g_best, g)
+            n_inc, counter, k = torch.zeros_like(n_inc), 0, max(k - kdec, kmin)
+    out_x[idx], out_c[idx] = x_ret, c_ret
+    return out_x, out_c
+
+# %% ../nbs/11_robustness.ipynb #09b92fcb
+@patch
+def _perturb(self:APGD, P, rows):
+    "Every target and restart in turn, each on the rows still unbroken"
+    # correctness 2: the first run is always kept
+    xb, cb = P.xp[rows].clone(), torch.full((len(rows),), 2., device=P.xp.device)
+    live = torch.arange(len(rows), device=P.xp.device)
+    for j, t in enumerate(self._targets(P, rows)):
+        for r in range(self.restarts):
+            if len(live) == 0: break
+            tl = None if t is None else t[live]
+            xr, cr = self._run(P, rows[live], tl, stream=self._stream + 1000 * j + r)
+            better = cr < cb[live]
+            xb[live[better]], cb[live[better]] = xr[better], cr[better]
+            live = live[cb[live] > 0]
+    return xb, cb
 
 # %% ../nbs/11_robustness.ipynb #14591502
 @delegates()   # APGD's other options
 class APGDT(APGD):
-    "APGD-T: targeted APGD run for each of the `n_targets` classes the clean logits rank highest after the label"
+    "APGD-T: targeted APGD towards each of the top `n_targets` clean-logit classes after the label"
     def __init__(self,
-                 eps:float, # radius of the ball in pixel units
-                 norm:Literal['linf','l2']='linf', # the ball
-                 steps:int=100, # iterations per target and restart
-                 n_targets:int=9, # target classes (capped at the number of classes - 1)
-                 loss:Literal['dlr','margin','ce']='dlr', # targeted DLR (>= 3 classes), margin `z_t − z_y`, or −CE(target)
-                 **kwargs):
+        eps:float, # radius of the ball in pixel units
+        norm:Literal['linf','l2']='linf', # the ball
+        steps:int=100, # iterations per target and restart
+        n_targets:int=9, # target classes (capped at the number of classes - 1)
+        loss:Literal['dlr','margin','ce']='dlr', # targeted DLR (>= 3 classes), margin, or −CE(target)
+        **kwargs
+    ):
         super().__init__(eps, norm=norm, steps=steps, loss=loss, **kwargs)
-        self.n_targets = _check_int(n_targets, 'n_targets')
+        self.n_targets = check_int(n_targets, 'n_targets')
     def _extra(self): return ('n_targets',)
 
     def _check_task(self, P):
-        if P.y.ndim == 2: raise ValueError("APGDT needs class-index labels [B]; for multi-hot labels use APGD(loss='margin')")
+        if P.y.ndim == 2:
+            raise ValueError("APGDT needs class-index labels [B]; "
+                             "for multi-hot labels use APGD(loss='margin')")
         super()._check_task(P)
 
     def _targets(self, P, rows):
-        "The classes ranked highest by the clean logits, the label excluded: one [rows] tensor per target"
+        "Top classes by clean logit, the label excluded: one [rows] tensor per target"
         with torch.no_grad(): z = P.f(P.xp[rows]).float()
         order = z.scatter(1, P.y[rows][:, None], -float('inf')).argsort(1, descending=True)
         return [order[:, j] for j in range(min(self.n_targets, P.n_out - 1))]
 
 # %% ../nbs/11_robustness.ipynb #917d52ee
 def _p_selection(p_init, it, n_queries):
-    "Square's schedule of the fraction of pixels changed per query (set for 10 000 queries, rescaled)"
+    "Square's schedule: the fraction of pixels changed per query (set for 10 000 queries, rescaled)"
     it = int(it / n_queries * 10000)
-    for lim, div in ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256)):
+    for lim, div in ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64),
+                     (6000, 128), (8000, 256)):
         if it <= lim: return p_init / div
     return p_init / 512
 
@@ -383,13 +402,14 @@ def _eta_rect(a, b, device):
     d = torch.zeros(a, b, device=device)
     h0, w0 = a // 2, b // 2
     for k in range(max(a // 2 + 1, b // 2 + 1)):   # concentric rectangles, weight 1/(k+1)^2
-        d[max(h0, 0):min(h0 + 2 * k + 1, a), max(0, w0):min(w0 + 2 * k + 1, b)] += 1. / (k + 1) ** 2
+        d[max(h0, 0):min(h0 + 2 * k + 1, a),
+          max(0, w0):min(w0 + 2 * k + 1, b)] += 1. / (k + 1) ** 2
         h0, w0 = h0 - 1, w0 - 1
     return d / d.square().sum().sqrt()
 
 _ETA = {}
 def _eta(s, device):
-    "Square-L2's window pattern: two rectangles of opposite sign, mass peaked at their centres (cached per size)"
+    "Square-L2's pattern: two rectangles of opposite sign, mass peaked at their centres (cached)"
     key = (s, str(device))
     if key not in _ETA:
         d = torch.zeros(s, s, device=device)
@@ -401,7 +421,8 @@ def _eta(s, device):
 def _win_idx(vh, vw, s):
     "Index tensors of one s×s window per image, at rows `vh` and columns `vw`"
     ar = torch.arange(s, device=vh.device)
-    return torch.arange(len(vh), device=vh.device)[:, None, None], (vh[:, None] + ar)[:, :, None], (vw[:, None] + ar)[:, None, :]
+    return (torch.arange(len(vh), device=vh.device)[:, None, None],
+            (vh[:, None] + ar)[:, :, None], (vw[:, None] + ar)[:, None, :])
 
 def _win_get(t, ix): return t[ix[0], :, ix[1], ix[2]].permute(0, 3, 1, 2)    # [A,C,s,s]
 def _win_set(t, ix, v): t[ix[0], :, ix[1], ix[2]] = v.permute(0, 2, 3, 1)
@@ -413,25 +434,27 @@ def _win_mask(vh, vw, s, h, w):
     mw = (aw >= vw[:, None]) & (aw < vw[:, None] + s)
     return (mh[:, :, None] & mw[:, None, :])[:, None]
 
-def _pos(u, n): return (u * n).long().clamp_(max=n - 1)          # a uniform number -> a position in [0, n)
+def _pos(u, n): return (u * n).long().clamp_(max=n - 1)    # uniform number -> position in [0, n)
 
 _SQ = 10**6   # Square's random streams, apart from APGD's
 
+# %% ../nbs/11_robustness.ipynb #a7312598
 class Square(PixelAttack):
-    "Square attack (Andriushchenko et al. 2020): black-box random search over square windows, no gradients"
+    "Square attack (Andriushchenko et al. 2020): a black-box random search over square windows"
     def __init__(self,
-                 eps:float, # radius of the ball in pixel units
-                 norm:Literal['linf','l2']='linf', # the ball
-                 n_queries:int=5000, # model evaluations per image, the first included (the query budget)
-                 p_init:float=0.8, # initial fraction of the pixels changed per query, shrunk on Square's schedule
-                 seed:int=0, # seed of the random search, mixed with a hash of each image
-                 bn_eval:bool=True, # BatchNorm in eval mode during the attack; False keeps its training mode
-                 fold_bn:bool=True, # run the passes with eval-mode BatchNorm folded into the convolutions
-                ):
-        self.eps, self.norm = check_eps(eps), _check_norm(norm)
-        self.n_queries = _check_int(n_queries, 'n_queries')
-        if not (isinstance(p_init, (int, float)) and 0 < p_init <= 1): raise ValueError(f"`p_init` must be in (0, 1], got {p_init!r}")
-        self.seed = _check_seed(seed)
+        eps:float, # radius of the ball in pixel units
+        norm:Literal['linf','l2']='linf', # the ball
+        n_queries:int=5000, # model evaluations per image, the first included (the query budget)
+        p_init:float=0.8, # initial fraction of pixels changed per query, shrunk on a schedule
+        seed:int=0, # seed of the random search, mixed with a hash of each image
+        bn_eval:bool=True, # BatchNorm in eval mode during the attack; False keeps its training mode
+        fold_bn:bool=True, # run the passes with eval-mode BatchNorm folded into the convolutions
+    ):
+        self.eps, self.norm = check_eps(eps), check_norm(norm)
+        self.n_queries = check_int(n_queries, 'n_queries')
+        if not (isinstance(p_init, (int, float)) and 0 < p_init <= 1):
+            raise ValueError(f"`p_init` must be in (0, 1], got {p_init!r}")
+        self.seed = check_seed(seed, allow_none=False)
         store_attr('p_init,bn_eval,fold_bn')
 
     def __repr__(self):
@@ -445,161 +468,182 @@ class Square(PixelAttack):
         with torch.no_grad(): z = P.f(xa).float()
         return correctness(z, y), -margin_loss(z, y)
 
-    def _init(self, xp, seeds):
-        "Vertical stripes of ±eps (L∞), or a grid of ±eta patterns scaled to the sphere (L2)"
-        B, c, h, w = xp.shape
-        if self.norm == 'linf':
-            sg = (per_image_uniform(seeds, _SQ, c * w) < 0.5).to(xp).mul(2).sub(1).view(B, c, 1, w)
-            return (xp + self.eps * sg).clamp(0, 1)
-        s = max(h // 5, 1)
-        nh, nw = h // s, w // s
-        d = torch.zeros_like(xp)
-        u = per_image_uniform(seeds, _SQ, nh * nw * (c + 1)).view(B, nh * nw, c + 1)
-        e, (oh, ow) = _eta(s, xp.device).to(xp), ((h - s * nh) // 2, (w - s * nw) // 2)
-        for a in range(nh):
-            for b in range(nw):
-                q = u[:, a * nw + b]
-                sg = (q[:, :c] < 0.5).to(xp).mul(2).sub(1).view(B, c, 1, 1)
-                pat = torch.where(_bcast(q[:, c] < 0.5, d[:, :1, :s, :s]), e, e.T)   # the pattern or its transpose
-                d[:, :, oh + a*s:oh + (a+1)*s, ow + b*s:ow + (b+1)*s] += pat * sg
-        return (xp + self.eps * d / (_rnorm(d) + 1e-12)).clamp(0, 1)
+# %% ../nbs/11_robustness.ipynb #fa84f6f5
+@patch
+def _init(self:Square, xp, seeds):
+    "Vertical stripes of ±eps (L∞), or a grid of ±eta patterns scaled to the sphere (L2)"
+    B, c, h, w = xp.shape
+    if self.norm == 'linf':
+        sg = (per_image_uniform(seeds, _SQ, c * w) < 0.5).to(xp).mul(2).sub(1).view(B, c, 1, w)
+        return (xp + self.eps * sg).clamp(0, 1)
+    s = max(h // 5, 1)
+    nh, nw = h // s, w // s
+    d = torch.zeros_like(xp)
+    u = per_image_uniform(seeds, _SQ, nh * nw * (c + 1)).view(B, nh * nw, c + 1)
+    e, (oh, ow) = _eta(s, xp.device).to(xp), ((h - s * nh) // 2, (w - s * nw) // 2)
+    for a in range(nh):
+        for b in range(nw):
+            q = u[:, a * nw + b]
+            sg = (q[:, :c] < 0.5).to(xp).mul(2).sub(1).view(B, c, 1, 1)
+            # the pattern or its transpose
+            pat = torch.where(_bcast(q[:, c] < 0.5, d[:, :1, :s, :s]), e, e.T)
+            d[:, :, oh + a*s:oh + (a+1)*s, ow + b*s:ow + (b+1)*s] += pat * sg
+    return (xp + self.eps * d / (row_norm(d) + 1e-12)).clamp(0, 1)
 
-    def _perturb(self, P, rows):
-        xp, y, seeds = P.xp[rows], P.y[rows], P.seeds[rows]
-        A, c, h, w = xp.shape
-        eps = self.eps
-        out_x, out_c = xp.clone(), torch.ones(A, device=xp.device)
-        idx = torch.arange(A, device=xp.device)
-        xb = self._init(xp, seeds)
-        cb, lb = self._score(P, xb, y)
-        K, CH = (2 + c if self.norm == 'linf' else 5 + c), 64
-        for i in range(1, self.n_queries):
-            if (i - 1) % CH == 0:   # the random numbers of the next CH queries, per image, in one draw
-                U = per_image_uniform(seeds, _SQ + i, CH * K).view(len(idx), CH, K)
-            done = cb == 0
-            if done.any():
-                out_x[idx[done]], out_c[idx[done]] = xb[done], 0.
-                keep = ~done
-                if not keep.any(): return out_x, out_c
-                idx, xp, y, seeds, xb, cb, lb, U = (o[keep] for o in (idx, xp, y, seeds, xb, cb, lb, U))
-            n, u = len(idx), U[:, (i - 1) % CH]
-            s = max(int(round(math.sqrt(_p_selection(self.p_init, i - 1, self.n_queries) * h * w))), 1)
-            if self.norm == 'linf':
-                s = min(s, h - 1, w - 1) if min(h, w) > 1 else 1
-                m = _win_mask(_pos(u[:, 0], h - s + 1), _pos(u[:, 1], w - s + 1), s, h, w)
-                sg = (u[:, 2:] < 0.5).to(xp).mul(2).sub(1).view(n, c, 1, 1)
-                new = lambda sg: torch.min(torch.max(xb + m * (2 * eps) * sg, xp - eps), xp + eps).clamp(0, 1)
-                xn = new(sg)
-                same = (xn == xb).flatten(1).all(1)
-                if same.any(): xn = _where(same, new(-sg), xn)   # a proposal that changes nothing wastes a query
-            else:
-                s = min(s + (s % 2 == 0) if s >= 3 else 3, h, w)   # odd, at least 3
-                vh, vw, vh2, vw2 = (_pos(u[:, j], h - s + 1 if j % 2 == 0 else w - s + 1) for j in range(4))
-                d = xb - xp
-                ix = _win_idx(vh, vw, s)
-                w1 = _win_get(d, ix)
-                m2 = _win_mask(vh2, vw2, s, h, w)
-                n_img, n_win = _rnorm(d), _rnorm(d * (_win_mask(vh, vw, s, h, w) | m2))
-                e = _eta(s, xp.device).to(xp)
-                pat = torch.where(_bcast(u[:, 4] < 0.5, w1[:, :1]), e, e.T)
-                sg = (u[:, 5:] < 0.5).to(xp).mul(2).sub(1).view(n, c, 1, 1)
-                nd = pat * sg + w1 / (w1.square().sum((-2, -1), keepdim=True).sqrt() + 1e-12)
-                # window 1 gets the mass of both windows plus what is left of the budget; window 2 is emptied
-                nd = nd / (nd.square().sum((-2, -1), keepdim=True).sqrt() + 1e-12) * (
-                    (eps ** 2 - n_img ** 2).clamp(min=0) / c + n_win ** 2).sqrt()
-                d = d * ~m2
-                _win_set(d, ix, nd)
-                xn = (xp + eps * d / (_rnorm(d) + 1e-12)).clamp(0, 1)
-            cn, ln = self._score(P, xn, y)
-            better = (cn < cb) | ((cn == cb) & (ln < lb))
-            xb, cb, lb = _where(better, xn, xb), torch.where(better, cn, cb), torch.where(better, ln, lb)
-        out_x[idx], out_c[idx] = xb, cb
-        return out_x, out_c
+# %% ../nbs/11_robustness.ipynb #3026a67d
+@patch
+def _perturb(self:Square, P, rows):
+    xp, y, seeds = P.xp[rows], P.y[rows], P.seeds[rows]
+    A, c, h, w = xp.shape
+    eps = self.eps
+    out_x, out_c = xp.clone(), torch.ones(A, device=xp.device)
+    idx = torch.arange(A, device=xp.device)
+    xb = self._init(xp, seeds)
+    cb, lb = self._score(P, xb, y)
+    K, CH = (2 + c if self.norm == 'linf' else 5 + c), 64
+    for i in range(1, self.n_queries):
+        # the random numbers of the next CH queries, per image, in one draw
+        if (i - 1) % CH == 0:
+            U = per_image_uniform(seeds, _SQ + i, CH * K).view(len(idx), CH, K)
+        done = cb == 0
+        if done.any():
+            out_x[idx[done]], out_c[idx[done]] = xb[done], 0.
+            keep = ~done
+            if not keep.any(): return out_x, out_c
+            idx, xp, y, seeds, xb, cb, lb, U = (
+                o[keep] for o in (idx, xp, y, seeds, xb, cb, lb, U))
+        n, u = len(idx), U[:, (i - 1) % CH]
+        p = _p_selection(self.p_init, i - 1, self.n_queries)
+        s = max(int(round(math.sqrt(p * h * w))), 1)
+        if self.norm == 'linf':
+            s = min(s, h - 1, w - 1) if min(h, w) > 1 else 1
+            m = _win_mask(_pos(u[:, 0], h - s + 1), _pos(u[:, 1], w - s + 1), s, h, w)
+            sg = (u[:, 2:] < 0.5).to(xp).mul(2).sub(1).view(n, c, 1, 1)
+            new = lambda sg: torch.min(torch.max(xb + m * (2 * eps) * sg, xp - eps),
+                                       xp + eps).clamp(0, 1)
+            xn = new(sg)
+            same = (xn == xb).flatten(1).all(1)
+            # a proposal that changes nothing wastes a query
+            if same.any(): xn = _where(same, new(-sg), xn)
+        else:
+            s = min(s + (s % 2 == 0) if s >= 3 else 3, h, w)   # odd, at least 3
+            vh, vw, vh2, vw2 = (_pos(u[:, j], h - s + 1 if j % 2 == 0 else w - s + 1)
+                                for j in range(4))
+            d = xb - xp
+            ix = _win_idx(vh, vw, s)
+            w1 = _win_get(d, ix)
+            m2 = _win_mask(vh2, vw2, s, h, w)
+            n_img, n_win = row_norm(d), row_norm(d * (_win_mask(vh, vw, s, h, w) | m2))
+            e = _eta(s, xp.device).to(xp)
+            pat = torch.where(_bcast(u[:, 4] < 0.5, w1[:, :1]), e, e.T)
+            sg = (u[:, 5:] < 0.5).to(xp).mul(2).sub(1).view(n, c, 1, 1)
+            nd = pat * sg + w1 / (w1.square().sum((-2, -1), keepdim=True).sqrt() + 1e-12)
+            # window 1 gets the mass of both windows plus what is left of the budget;
+            # window 2 is emptied
+            nd = nd / (nd.square().sum((-2, -1), keepdim=True).sqrt() + 1e-12) * (
+                (eps ** 2 - n_img ** 2).clamp(min=0) / c + n_win ** 2).sqrt()
+            d = d * ~m2
+            _win_set(d, ix, nd)
+            xn = (xp + eps * d / (row_norm(d) + 1e-12)).clamp(0, 1)
+        cn, ln = self._score(P, xn, y)
+        better = (cn < cb) | ((cn == cb) & (ln < lb))
+        xb, cb, lb = (_where(better, xn, xb), torch.where(better, cn, cb),
+                      torch.where(better, ln, lb))
+    out_x[idx], out_c[idx] = xb, cb
+    return out_x, out_c
 
 # %% ../nbs/11_robustness.ipynb #432cbba8
-_VERSIONS = {'standard': dict(steps=100, n_targets=9, n_queries=5000), 'fast': dict(steps=100, n_targets=3, n_queries=1000)}
+_VERSIONS = {'standard': dict(steps=100, n_targets=9, n_queries=5000),
+             'fast': dict(steps=100, n_targets=3, n_queries=1000)}
 
 class AutoAttack(PixelAttack):
-    "AutoAttack (Croce & Hein 2020) for the task at hand: two APGD losses then Square, each on the images still unbroken"
+    "AutoAttack (Croce & Hein 2020): two APGD losses for the task, then Square, on unbroken images"
     def __init__(self,
-                 eps:float, # radius of the ball in pixel units
-                 norm:Literal['linf','l2']='linf', # the ball
-                 version:Literal['standard','fast']='standard', # 'fast': 3 APGD-T targets and 1000 Square queries
-                 seed:int=0, # seed of every random start and search, mixed with a hash of each image
-                 steps:Optional[int]=None, # APGD iterations; None: the version's (100)
-                 n_targets:Optional[int]=None, # APGD-T target classes; None: the version's (9 standard, 3 fast)
-                 n_queries:Optional[int]=None, # Square's query budget; None: the version's (5000 standard, 1000 fast)
-                 bn_eval:bool=True, # BatchNorm in eval mode during the attack; False keeps its training mode
-                 fold_bn:bool=True, # run the passes with eval-mode BatchNorm folded into the convolutions
-                ):
-        self.eps, self.norm = check_eps(eps), _check_norm(norm)
-        if version not in _VERSIONS: raise ValueError(f"`version` must be 'standard' or 'fast', got {version!r}")
+        eps:float, # radius of the ball in pixel units
+        norm:Literal['linf','l2']='linf', # the ball
+        version:Literal['standard','fast']='standard', # 'fast': 3 APGD-T targets, 1000 Square queries
+        seed:int=0, # seed of every random start and search, mixed with a hash of each image
+        steps:Optional[int]=None, # APGD iterations; None: the version's (100)
+        n_targets:Optional[int]=None, # APGD-T targets; None: the version's (9; fast: 3)
+        n_queries:Optional[int]=None, # Square's queries; None: the version's (5000; fast: 1000)
+        bn_eval:bool=True, # BatchNorm in eval mode during the attack; False keeps its training mode
+        fold_bn:bool=True, # run the passes with eval-mode BatchNorm folded into the convolutions
+    ):
+        self.eps, self.norm = check_eps(eps), check_norm(norm)
+        if version not in _VERSIONS:
+            raise ValueError(f"`version` must be 'standard' or 'fast', got {version!r}")
         cfg = _VERSIONS[version]
-        self.steps = _check_int(cfg['steps'] if steps is None else steps, 'steps')
-        self.n_targets = _check_int(cfg['n_targets'] if n_targets is None else n_targets, 'n_targets')
-        self.n_queries = _check_int(cfg['n_queries'] if n_queries is None else n_queries, 'n_queries')
-        self.seed = _check_seed(seed)
+        self.steps = check_int(ifnone(steps, cfg['steps']), 'steps')
+        self.n_targets = check_int(ifnone(n_targets, cfg['n_targets']), 'n_targets')
+        self.n_queries = check_int(ifnone(n_queries, cfg['n_queries']), 'n_queries')
+        self.seed = check_seed(seed, allow_none=False)
         store_attr('version,bn_eval,fold_bn')
         self.task, self.used = None, None
 
     def attacks_for(self,
-                    task:Literal['binary','multiclass','multilabel'], # what the labels are
-                    n_out:int=10, # number of classes (caps APGD-T's targets)
-                   )->list: # `(name, attack)` pairs, in the order they run
+        task:Literal['binary','multiclass','multilabel'], # what the labels are
+        n_out:int=10, # number of classes (caps APGD-T's targets)
+    )->list: # `(name, attack)` pairs, in the order they run
         "The attacks the ensemble runs for `task`: those whose losses are defined for it"
-        kw = dict(eps=self.eps, norm=self.norm, seed=self.seed, bn_eval=self.bn_eval, fold_bn=self.fold_bn)
+        kw = dict(eps=self.eps, norm=self.norm, seed=self.seed, bn_eval=self.bn_eval,
+                  fold_bn=self.fold_bn)
         sq = ('square', Square(n_queries=self.n_queries, **kw))
         if task == 'multiclass':
+            n_targets = min(self.n_targets, n_out - 1)
             return [('apgd-ce', APGD(steps=self.steps, loss='ce', **kw)),
-                    ('apgd-t', APGDT(steps=self.steps, n_targets=min(self.n_targets, n_out - 1), loss='dlr', **kw)), sq]
+                    ('apgd-t', APGDT(steps=self.steps, n_targets=n_targets, loss='dlr', **kw)), sq]
         if task in ('binary', 'multilabel'):
-            return [('apgd-ce' if task == 'binary' else 'apgd-bce', APGD(steps=self.steps, loss='ce', **kw)),
+            ce_name = 'apgd-ce' if task == 'binary' else 'apgd-bce'
+            return [(ce_name, APGD(steps=self.steps, loss='ce', **kw)),
                     ('apgd-margin', APGD(steps=self.steps, loss='margin', **kw)), sq]
         raise ValueError(f"`task` must be 'binary', 'multiclass' or 'multilabel', got {task!r}")
 
     def __repr__(self):
-        s, cfg = f"AutoAttack(eps={self.eps:.4g}, norm={self.norm!r}, version={self.version!r}", _VERSIONS[self.version]
+        s = f"AutoAttack(eps={self.eps:.4g}, norm={self.norm!r}, version={self.version!r}"
+        cfg = _VERSIONS[self.version]
         for k in ('steps', 'n_targets', 'n_queries'):
             if getattr(self, k) != cfg[k]: s += f", {k}={getattr(self, k)}"
         for k, d in (('seed', 0), ('bn_eval', True), ('fold_bn', True)):
             if getattr(self, k) != d: s += f", {k}={getattr(self, k)!r}"
         return s + (f"; {self.task}: {', '.join(self.used)})" if self.used else ")")
 
-    def _attack(self, P, clean):
-        atks = self.attacks_for(P.task, P.n_out)
-        self.task, self.used = P.task, [n for n, _ in atks]
-        xa, corr = P.xp.clone(), clean.clone()
-        broken_by, after = torch.full_like(clean, -1, dtype=torch.long), {}
-        for j, (name, a) in enumerate(atks):
-            rows = (corr > 0).nonzero()[:, 0]
-            if self.eps > 0 and len(rows):
-                xr, cr = a._perturb(P, rows)
-                better = cr < corr[rows]                      # per image, the worst case so far
-                xa[rows[better]], corr[rows[better]] = xr[better], cr[better]
-                broken_by[rows[better & (cr == 0)]] = j
-            after[name] = corr.clone()
-        return dict(xp=xa, correct=corr, after=after, broken_by=broken_by, attacks=self.used)
+# %% ../nbs/11_robustness.ipynb #bc887d8e
+@patch
+def _attack(self:AutoAttack, P, clean):
+    atks = self.attacks_for(P.task, P.n_out)
+    self.task, self.used = P.task, [n for n, _ in atks]
+    xa, corr = P.xp.clone(), clean.clone()
+    broken_by, after = torch.full_like(clean, -1, dtype=torch.long), {}
+    for j, (name, a) in enumerate(atks):
+        rows = (corr > 0).nonzero()[:, 0]
+        if self.eps > 0 and len(rows):
+            xr, cr = a._perturb(P, rows)
+            better = cr < corr[rows]                      # per image, the worst case so far
+            xa[rows[better]], corr[rows[better]] = xr[better], cr[better]
+            broken_by[rows[better & (cr == 0)]] = j
+        after[name] = corr.clone()
+    return dict(xp=xa, correct=corr, after=after, broken_by=broken_by, attacks=self.used)
 
 # %% ../nbs/11_robustness.ipynb #de1149ed
 class RobustnessReport:
-    "Clean and robust accuracy of one evaluation, its breakdown per attack, and the sanity flags raised"
-    _fields = ('attack', 'eps', 'norm', 'task', 'n', 'clean_acc', 'robust_acc', 'after_attack', 'broken_by', 'eps_curve',
-               'effort_curve', 'flags', 'notes')
+    "Clean and robust accuracy of one evaluation, the breakdown per attack, and the flags raised"
+    _fields = ('attack', 'eps', 'norm', 'task', 'n', 'clean_acc', 'robust_acc', 'after_attack',
+               'broken_by', 'eps_curve', 'effort_curve', 'flags', 'notes')
     def __init__(self,
-                 attack:str, # the attack that gave `robust_acc` (its repr)
-                 eps:float, # radius of the ball, pixel units
-                 norm:str, # 'linf' or 'l2'
-                 task:str, # 'binary', 'multiclass' or 'multilabel'
-                 n:int, # images evaluated
-                 clean_acc:float, # accuracy on the clean images
-                 robust_acc:float, # accuracy on the adversarial images
-                 after_attack:Optional[dict]=None, # robust accuracy after each attack of an ensemble, in run order
-                 broken_by:Optional[dict]=None, # per attack, the images it broke that the earlier ones had not
-                 eps_curve:Optional[dict]=None, # eps -> robust accuracy of APGD-CE at 1, 2, 4 x eps
-                 effort_curve:Optional[dict]=None, # '10 steps', '100 steps', '100 steps x2' -> APGD-CE's robust accuracy
-                 flags:Optional[list]=None, # names of the failed sanity checks
-                 notes:Optional[dict]=None, # flag -> what was seen
-                ):
+        attack:str, # the attack that gave `robust_acc` (its repr)
+        eps:float, # radius of the ball, pixel units
+        norm:str, # 'linf' or 'l2'
+        task:str, # 'binary', 'multiclass' or 'multilabel'
+        n:int, # images evaluated
+        clean_acc:float, # accuracy on the clean images
+        robust_acc:float, # accuracy on the adversarial images
+        after_attack:Optional[dict]=None, # robust accuracy after each attack of an ensemble, in order
+        broken_by:Optional[dict]=None, # per attack, the images it broke that earlier ones had not
+        eps_curve:Optional[dict]=None, # eps -> robust accuracy of APGD-CE at 1, 2, 4 x eps
+        effort_curve:Optional[dict]=None, # '10 steps', '100 steps', '100 steps x2' -> robust accuracy
+        flags:Optional[list]=None, # names of the failed sanity checks
+        notes:Optional[dict]=None, # flag -> what was seen
+    ):
         store_attr('attack,eps,norm,task,n,clean_acc,robust_acc')
         self.after_attack, self.broken_by = dict(after_attack or {}), dict(broken_by or {})
         self.eps_curve, self.effort_curve = dict(eps_curve or {}), dict(effort_curve or {})
@@ -616,14 +660,18 @@ class RobustnessReport:
 
     def __eq__(self, o): return isinstance(o, RobustnessReport) and self.to_dict() == o.to_dict()
     def __str__(self):
-        return (f"robust acc {100 * self.robust_acc:.1f}% (clean {100 * self.clean_acc:.1f}%, n={self.n}, {self.task}) "
-                f"at {self.norm} eps={self.eps:.4g} by {self.attack}; flags: {', '.join(self.flags) or 'none'}")
+        return (f"robust acc {100 * self.robust_acc:.1f}% "
+                f"(clean {100 * self.clean_acc:.1f}%, n={self.n}, {self.task}) "
+                f"at {self.norm} eps={self.eps:.4g} by {self.attack}; "
+                f"flags: {', '.join(self.flags) or 'none'}")
     __repr__ = __str__
 
 # %% ../nbs/11_robustness.ipynb #60d32e97
 def _batches(data, n_batches):
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(o, Tensor) for o in data):
-        yield plain(data[0]), plain(data[1]); return
+    is_pair = isinstance(data, (tuple, list)) and len(data) == 2
+    if is_pair and all(isinstance(o, Tensor) for o in data):
+        yield plain(data[0]), plain(data[1])
+        return
     for i, b in enumerate(data):
         if n_batches is not None and i >= n_batches: break
         yield plain(b[0]), plain(b[1])
@@ -631,42 +679,113 @@ def _batches(data, n_batches):
 def _logits(model, x):
     with preserve_state(model), torch.no_grad(): return model.eval()(x).float()
 
-def robustness_report(learn_or_model:Union[Learner, nn.Module], # a Learner (space from its `dls`) or a bare model
-                      data:Union[Iterable, tuple], # batches `(x, y)` in model space (e.g. `dls.valid`), or one `(x, y)`
-                      eps:Optional[float]=None, # radius in pixel units; None: the `attack`'s
-                      norm:Literal['linf','l2']='linf', # the ball, when `attack` is None
-                      attack:Optional[Callable]=None, # `attack(model, x, y, space)`; None: `AutoAttack(eps, norm, version, seed)`
-                      version:Literal['standard','fast']='standard', # AutoAttack's version, when `attack` is None
-                      space:Union[InputSpace, DataLoaders, Learner, None]=None, # None: the Learner's, else `data`'s, else identity
-                      n_batches:Optional[int]=None, # evaluate the first `n_batches` batches only; None: all
-                      checks:bool=True, # run the sanity checks (eps sweep, effort sweep, black-box check)
-                      tol:float=0.005, # accuracy differences (fractions) up to `tol` count as equal in the checks
-                      seed:int=0, # seed of the default attack and of the checks' attacks
-                      n_queries:int=1000, # Square's budget in the black-box check, when `attack` runs no Square itself
-                     )->RobustnessReport:
-    "Clean and robust accuracy over `data`, the breakdown per attack, and gradient-masking / sanity flags"
+def _model_space(learn_or_model, space, data):
+    "Model and input space: `space`, else the Learner's, else `data`'s `Normalize`, else identity"
     if hasattr(learn_or_model, 'dls'):
-        model, space = learn_or_model.model, as_space(learn_or_model if space is None else space)
-    elif isinstance(learn_or_model, nn.Module):
-        model = learn_or_model
+        return learn_or_model.model, as_space(learn_or_model if space is None else space)
+    if isinstance(learn_or_model, nn.Module):
         space = (as_space(space) if space is not None else
                  InputSpace.from_dls(data) if hasattr(data, 'after_batch') else InputSpace())
-    else: raise TypeError(f"`learn_or_model` must be a fastai Learner or an nn.Module, got {type(learn_or_model).__name__}")
-    if n_batches is not None and (not isinstance(n_batches, int) or isinstance(n_batches, bool) or n_batches < 1):
-        raise ValueError(f"`n_batches` must be None or an int >= 1, got {n_batches!r}")
+        return learn_or_model, space
+    raise TypeError(f"`learn_or_model` must be a fastai Learner or an nn.Module, "
+                    f"got {type(learn_or_model).__name__}")
+
+def _attack_eps(attack, eps, norm, version, seed):
+    "The attack to run (None: `AutoAttack`), with the `eps` and `norm` the checks use"
     if attack is None:
         if eps is None: raise ValueError("give `eps` (pixel units, e.g. 8/255) or an `attack`")
-        attack = AutoAttack(eps, norm, version=version, seed=seed)
-    elif not callable(attack): raise TypeError(f"`attack` must be callable as attack(model, x, y, space), got {type(attack).__name__}")
-    else:
-        a_eps = getattr(attack, 'eps', None)
-        if eps is None and a_eps is None: raise ValueError("this attack has no `eps` attribute: give `eps` for the checks")
-        if eps is not None and a_eps is not None and abs(a_eps - eps) > 1e-12:
-            raise ValueError(f"`eps`={eps} differs from the attack's eps {a_eps}: give one of them")
-        eps, norm = (a_eps if eps is None else eps), getattr(attack, 'norm', norm)
-    eps, norm, seed = check_eps(eps), _check_norm(norm), _check_seed(seed)
-    if not (isinstance(tol, (int, float)) and 0 <= tol < 1): raise ValueError(f"`tol` must be a fraction in [0, 1), got {tol!r}")
-    checks = checks and eps > 0                                   # at eps = 0 there is nothing to sweep
+        return AutoAttack(eps, norm, version=version, seed=seed), eps, norm
+    if not callable(attack):
+        raise TypeError(f"`attack` must be callable as attack(model, x, y, space), "
+                        f"got {type(attack).__name__}")
+    a_eps = getattr(attack, 'eps', None)
+    if eps is None and a_eps is None:
+        raise ValueError("this attack has no `eps` attribute: give `eps` for the checks")
+    if eps is not None and a_eps is not None and abs(a_eps - eps) > 1e-12:
+        raise ValueError(f"`eps`={eps} differs from the attack's eps {a_eps}: give one of them")
+    return attack, (a_eps if eps is None else eps), getattr(attack, 'norm', norm)
+
+# %% ../nbs/11_robustness.ipynb #57e5299f
+def _sanity_notes(R, P, bb, tol, checks):
+    "Fill `R.notes` (flag -> what was seen) from predictions `P` and `bb` images only Square broke"
+    n = R.n
+    if n > 1 and len(torch.unique(P, dim=0)) == 1:
+        R.notes['constant_prediction'] = (
+            f"the model predicts {P[0].tolist()} for all {n} images: accuracies are its base rate")
+    if R.robust_acc > R.clean_acc + tol:
+        R.notes['robust_above_clean'] = (
+            f"robust {R.robust_acc:.3f} > clean {R.clean_acc:.3f}: the attack helped the model")
+    if checks:
+        if bb > tol * n:
+            R.notes['black_box_beats_gradient'] = (
+                f"Square broke {bb} images the gradient attacks left unbroken: "
+                "masked gradients, or gradient attacks too weak for this model")
+        e = list(R.eps_curve.values())
+        if any(b > a + tol for a, b in zip(e, e[1:])) or (e[0] > tol and e[0] - e[-1] <= tol):
+            R.notes['flat_in_eps'] = (
+                f"APGD-CE's robust accuracy at 1, 2, 4 x eps is "
+                f"{', '.join(f'{v:.3f}' for v in e)}: it does not fall as the budget grows")
+        f = list(R.effort_curve.values())
+        if any(b > a + tol for a, b in zip(f, f[1:])):
+            R.notes['rises_with_effort'] = (
+                f"robust accuracy with 10 steps, 100 steps, 100 steps x2 restarts is "
+                f"{', '.join(f'{v:.3f}' for v in f)}: it rises with more effort")
+
+# %% ../nbs/11_robustness.ipynb #ccca48cf
+def _batch_checks(model, x, y, space, res, rob, attack, is_aa, eps, norm, seed, n_queries,
+                  eps_s, eff_s):
+    "The checks' attacks on one batch (sums into `eps_s`, `eff_s`); the images only Square broke"
+    ref = APGD(eps, norm, steps=100, loss='ce', seed=seed)
+    # AutoAttack's first attack is this APGD-CE-100 (same seed): its result is reused
+    reuse = is_aa and attack.steps == 100 and attack.seed == seed
+    r1 = (res['after'][res['attacks'][0]] if reuse
+          else ref.run(model, x, y, space)['correct'])
+    eps_s[1] += r1.sum().item()
+    for f in (2, 4):
+        eps_s[f] += ref.scaled(f).run(model, x, y, space)['correct'].sum().item()
+    apgd10 = APGD(eps, norm, steps=10, loss='ce', seed=seed)
+    eff_s['10 steps'] += apgd10.run(model, x, y, space)['correct'].sum().item()
+    eff_s['100 steps'] += r1.sum().item()
+    r2, left = r1.clone(), (r1 > 0).nonzero()[:, 0]
+    if len(left):   # a second restart: a new random start on the images still unbroken
+        apgd_r2 = APGD(eps, norm, steps=100, loss='ce', seed=seed + 1)
+        c2 = apgd_r2.run(model, x[left], y[left], space)['correct']
+        r2[left] = torch.minimum(r2[left], c2)
+    eff_s['100 steps x2'] += r2.sum().item()
+    bb = 0
+    if not (is_aa and 'square' in res['attacks']):
+        left = (rob > 0).nonzero()[:, 0]
+        if len(left):
+            square = Square(eps, norm, n_queries=n_queries, seed=seed)
+            c = square.run(model, x[left], y[left], space)['correct']
+            bb = int((c == 0).sum())
+    return bb
+
+# %% ../nbs/11_robustness.ipynb #d8ae8646
+def robustness_report(
+    learn_or_model:Union[Learner, nn.Module], # a Learner (space from its `dls`) or a bare model
+    data:Union[Iterable, tuple], # model-space batches `(x, y)`, e.g. `dls.valid`, or one `(x, y)`
+    eps:Optional[float]=None, # radius in pixel units; None: the `attack`'s
+    norm:Literal['linf','l2']='linf', # the ball, when `attack` is None
+    attack:Optional[Callable]=None, # `attack(model, x, y, space)`; None: `AutoAttack`
+    version:Literal['standard','fast']='standard', # AutoAttack's version, when `attack` is None
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # None: the Learner's, else `data`'s, else identity
+    n_batches:Optional[int]=None, # evaluate the first `n_batches` batches only; None: all
+    checks:bool=True, # run the sanity checks (eps sweep, effort sweep, black-box check)
+    tol:float=0.005, # accuracy differences (fractions) up to `tol` count as equal in the checks
+    seed:int=0, # seed of the default attack and of the checks' attacks
+    n_queries:int=1000, # Square's budget in the black-box check, if `attack` runs no Square itself
+)->RobustnessReport:
+    "Clean and robust accuracy over `data`, its breakdown per attack, and gradient-masking flags"
+    model, space = _model_space(learn_or_model, space, data)
+    if n_batches is not None and (not isinstance(n_batches, int) or isinstance(n_batches, bool)
+                                  or n_batches < 1):
+        raise ValueError(f"`n_batches` must be None or an int >= 1, got {n_batches!r}")
+    attack, eps, norm = _attack_eps(attack, eps, norm, version, seed)
+    eps, norm, seed = check_eps(eps), check_norm(norm), check_seed(seed, allow_none=False)
+    if not (isinstance(tol, (int, float)) and 0 <= tol < 1):
+        raise ValueError(f"`tol` must be a fraction in [0, 1), got {tol!r}")
+    checks = checks and eps > 0            # at eps = 0 there is nothing to sweep
     is_aa, dev = isinstance(attack, AutoAttack), model_device(model)
     n, clean_s, rob_s, preds, task, bb = 0, 0., 0., [], None, 0
     after, broken = {}, {}
@@ -676,54 +795,30 @@ def robustness_report(learn_or_model:Union[Learner, nn.Module], # a Learner (spa
         if y.ndim == 2: y = y.float()
         z = _logits(model, x)
         if y.ndim == 2 and y.shape[1] != z.shape[1]:
-            raise ValueError(f"multi-hot `y` has {y.shape[1]} classes, the model outputs {z.shape[1]}")
+            raise ValueError(f"multi-hot `y` has {y.shape[1]} classes, "
+                             f"the model outputs {z.shape[1]}")
         task = task_of(z.shape[1], y)
         preds.append((z > 0).long() if y.ndim == 2 else z.argmax(1))
-        res = attack.run(model, x, y, space) if isinstance(attack, PixelAttack) else dict(x_adv=attack(model, x, y, space))
+        if isinstance(attack, PixelAttack): res = attack.run(model, x, y, space)
+        else: res = dict(x_adv=attack(model, x, y, space))
         for k, v in res.get('after', {}).items(): after[k] = after.get(k, 0.) + v.sum().item()
-        for j, k in enumerate(res.get('attacks', [])): broken[k] = broken.get(k, 0) + int((res['broken_by'] == j).sum())
+        for j, k in enumerate(res.get('attacks', [])):
+            broken[k] = broken.get(k, 0) + int((res['broken_by'] == j).sum())
         rob = correctness(_logits(model, res['x_adv']), y)
         if checks:
-            ref = APGD(eps, norm, steps=100, loss='ce', seed=seed)
-            # AutoAttack's first attack is this APGD-CE-100 (same seed): its result is reused
-            r1 = (res['after'][res['attacks'][0]] if is_aa and attack.steps == 100 and attack.seed == seed
-                  else ref.run(model, x, y, space)['correct'])
-            eps_s[1] += r1.sum().item()
-            for f in (2, 4): eps_s[f] += ref.scaled(f).run(model, x, y, space)['correct'].sum().item()
-            eff_s['10 steps'] += APGD(eps, norm, steps=10, loss='ce', seed=seed).run(model, x, y, space)['correct'].sum().item()
-            eff_s['100 steps'] += r1.sum().item()
-            r2, left = r1.clone(), (r1 > 0).nonzero()[:, 0]
-            if len(left):   # a second restart: a new random start on the images the first left unbroken
-                c2 = APGD(eps, norm, steps=100, loss='ce', seed=seed + 1).run(model, x[left], y[left], space)['correct']
-                r2[left] = torch.minimum(r2[left], c2)
-            eff_s['100 steps x2'] += r2.sum().item()
-            if not (is_aa and 'square' in res['attacks']):
-                left = (rob > 0).nonzero()[:, 0]
-                if len(left):
-                    c = Square(eps, norm, n_queries=n_queries, seed=seed).run(model, x[left], y[left], space)['correct']
-                    bb += int((c == 0).sum())
-        n, clean_s, rob_s = n + len(x), clean_s + correctness(z, y).sum().item(), rob_s + rob.sum().item()
+            bb += _batch_checks(model, x, y, space, res, rob, attack, is_aa, eps, norm, seed,
+                                n_queries, eps_s, eff_s)
+        n += len(x)
+        clean_s += correctness(z, y).sum().item()
+        rob_s += rob.sum().item()
     if n == 0: raise ValueError("`data` yielded no batches")
     if is_aa and 'square' in broken: bb = broken['square']
-    R = RobustnessReport(attack=repr(attack), eps=eps, norm=norm, task=task, n=n, clean_acc=clean_s / n,
-                         robust_acc=rob_s / n, after_attack={k: v / n for k, v in after.items()}, broken_by=broken)
-    if checks: R.eps_curve, R.effort_curve = {eps * f: v / n for f, v in eps_s.items()}, {k: v / n for k, v in eff_s.items()}
-    P = torch.cat(preds)
-    if n > 1 and len(torch.unique(P, dim=0)) == 1:
-        R.notes['constant_prediction'] = f"the model predicts {P[0].tolist()} for all {n} images: accuracies are its base rate"
-    if R.robust_acc > R.clean_acc + tol:
-        R.notes['robust_above_clean'] = f"robust {R.robust_acc:.3f} > clean {R.clean_acc:.3f}: the attack helped the model"
+    R = RobustnessReport(attack=repr(attack), eps=eps, norm=norm, task=task, n=n,
+                         clean_acc=clean_s / n, robust_acc=rob_s / n,
+                         after_attack={k: v / n for k, v in after.items()}, broken_by=broken)
     if checks:
-        if bb > tol * n:
-            R.notes['black_box_beats_gradient'] = (f"Square broke {bb} images the gradient attacks left unbroken: "
-                                                   "masked gradients, or gradient attacks too weak for this model")
-        e = list(R.eps_curve.values())
-        if any(b > a + tol for a, b in zip(e, e[1:])) or (e[0] > tol and e[0] - e[-1] <= tol):
-            R.notes['flat_in_eps'] = (f"APGD-CE's robust accuracy at 1, 2, 4 x eps is {', '.join(f'{v:.3f}' for v in e)}: "
-                                      "it does not fall as the budget grows")
-        f = list(R.effort_curve.values())
-        if any(b > a + tol for a, b in zip(f, f[1:])):
-            R.notes['rises_with_effort'] = (f"robust accuracy with 10 steps, 100 steps, 100 steps x2 restarts is "
-                                            f"{', '.join(f'{v:.3f}' for v in f)}: it rises with more effort")
+        R.eps_curve = {eps * f: v / n for f, v in eps_s.items()}
+        R.effort_curve = {k: v / n for k, v in eff_s.items()}
+    _sanity_notes(R, torch.cat(preds), bb, tol, checks)
     R.flags = list(R.notes)
     return R

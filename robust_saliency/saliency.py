@@ -16,20 +16,21 @@ from fastcore.basics import store_attr, patch
 from fastprogress.fastprogress import progress_bar
 from fastai.data.core import DataLoader, DataLoaders
 from fastai.learner import Learner
-from .core import (plain, model_device, check_images, resolve_target, expand_multi, Target, InputSpace,
-                                  as_space, preserve_state, set_bn_eval, fold_bn)
+from .core import (plain, model_device, check_images, resolve_target, expand_multi, Target,
+                                  InputSpace, as_space, preserve_state, fold_bn, check_chunk, frozen)
 
 # %% auto #0
-__all__ = ['reduce_map', 'multi_index', 'SaliencyMethod', 'Gradient', 'InputXGradient', 'image_seeds', 'SmoothGrad', 'VarGrad',
-           'ig_quadrature', 'IntegratedGradients', 'tokens_to_map', 'find_layer', 'GradCAM', 'GradCAMpp', 'HiResCAM',
-           'XGradCAM', 'LayerCAM', 'CAM', 'EigenCAM', 'ScoreCAM', 'AblationCAM', 'CaptumMethod', 'method_names',
-           'register_method', 'get_method']
+__all__ = ['reduce_map', 'check_reduce', 'multi_index', 'SaliencyMethod', 'Gradient', 'InputXGradient', 'mix32', 'image_seeds',
+           'SmoothGrad', 'VarGrad', 'ig_quadrature', 'IntegratedGradients', 'tokens_to_map', 'find_layer', 'GradCAM',
+           'GradCAMpp', 'HiResCAM', 'XGradCAM', 'LayerCAM', 'CAM', 'EigenCAM', 'ScoreCAM', 'AblationCAM',
+           'CaptumMethod', 'method_names', 'register_method', 'get_method', 'named_methods']
 
 # %% ../nbs/04_saliency.ipynb #09bae454
 _reductions = ('abs_sum', 'abs_max', 'sum', 'l2', None)
 
 def reduce_map(a:Tensor, # attributions [N,C,H,W]
-               reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum', # how channels are collapsed; None keeps them
+               # how channels are collapsed; None keeps them
+               reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum',
               )->Tensor: # [N,1,H,W], or `a` itself for `reduce=None`
     "Collapse the colour channels of an attribution"
     if reduce is None: return a
@@ -39,21 +40,21 @@ def reduce_map(a:Tensor, # attributions [N,C,H,W]
     if reduce == 'l2': return a.norm(dim=1, keepdim=True)
     raise ValueError(f"`reduce` must be one of {_reductions}, got {reduce!r}")
 
-def _check_reduce(reduce):
-    if reduce not in _reductions: raise ValueError(f"`reduce` must be one of {_reductions}, got {reduce!r}")
+# %% ../nbs/04_saliency.ipynb #fba324ab
+def check_reduce(reduce:str, # how a method reduces its channels, one of `_reductions`
+                )->str:
+    "Validate a `reduce` argument"
+    if reduce not in _reductions:
+        raise ValueError(f"`reduce` must be one of {_reductions}, got {reduce!r}")
     return reduce
 
-def _check_chunk(chunk):
-    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
-        raise ValueError(f"`chunk` (samples per forward pass) must be a positive int or None (all at once), got {chunk!r}")
-    return chunk
-
+# %% ../nbs/04_saliency.ipynb #23dde235
 def multi_index(target:Tensor, # multi-hot targets [B,C]
                )->Tensor: # the (image, class) pair of each map, [K,2]
     "Which `(image, class)` pair each map of a multi-hot `target` explains, in output order"
     return (plain(target) > 0).nonzero()
 
-# %% ../nbs/04_saliency.ipynb #ae85d2ce
+# %% ../nbs/04_saliency.ipynb #59b82ebb
 def _take(t: Target, idx) -> Target:
     "Rows `idx` of an index target (callable targets apply to any rows)"
     return Target('index', t.value[idx]) if t.kind == 'index' else t
@@ -70,25 +71,31 @@ def _input_grad(model, xp, t, space, channels_last=False):
     s = t.score(_forward(model, xp, space, channels_last)).sum()
     return torch.autograd.grad(s, xp)[0]
 
-class _Expand(Exception): "A multi-hot target met in a single pass: redo with one row per positive class"
+# %% ../nbs/04_saliency.ipynb #26a1fcc2
+def _multi_hot(target):
+    "Whether `target` is multi-hot `[B,C]`: known from its shape, before any forward pass"
+    if isinstance(target, (list, tuple)): target = torch.as_tensor(target)
+    return isinstance(target, Tensor) and target.ndim == 2
 
 class _Lazy:
-    "A target resolved against the logits of the attribution pass itself (saves single-pass methods a forward)"
+    "A target resolved against the logits of the attribution pass itself (saving a forward pass)"
     kind = 'lazy'
     def __init__(self, target): self.target = target
-    def resolve(self, logits):
-        t = resolve_target(self.target, logits.detach())
-        if t.kind == 'multi': raise _Expand(t)
-        return t
+    def resolve(self, logits): return resolve_target(self.target, logits.detach())
     def score(self, logits): return self.resolve(logits).score(logits)
 
+# %% ../nbs/04_saliency.ipynb #ae85d2ce
 class SaliencyMethod:
     "Base of all saliency methods: `method(model, x, target=None, space=None)` -> maps `[B,1,H,W]`"
     name, reduce, chunk, channels_last = 'saliency', 'abs_sum', None, False
-    single_pass = False      # one forward over the images: the target is resolved from that forward's logits
-    fold_bn = False          # pure input-gradient methods run on `core.fold_bn(model)` (no hooks inside the model)
+    # one forward over the images: the target is resolved from that forward's logits
+    single_pass = False
+    # pure input-gradient methods run on `core.fold_bn(model)` (no hooks inside the model)
+    fold_bn = False
     @property
-    def signed(self): "Whether maps can be negative (viz picks a diverging colour map)"; return self.reduce in ('sum', None)
+    def signed(self):
+        "Whether maps can be negative (viz picks a diverging colour map)"
+        return self.reduce in ('sum', None)
 
     def raw(self,
             model:nn.Module, # the classifier (eval mode, parameters frozen)
@@ -104,59 +111,65 @@ class SaliencyMethod:
         return {}
 
     def _rows(self, model, xp, t, space, chunk=None, **kw):
-        "`raw` over `xp` split into chunks of `chunk` rows; the per-row tensors `kw` are split alongside"
+        "`raw` over `xp` in chunks of `chunk` rows; the per-row tensors `kw` are split alongside"
         chunk = chunk or len(xp)
         if chunk >= len(xp): return self.raw(model, xp, t, space, **kw)
         return torch.cat([self.raw(model, xp[i:i+chunk], _take(t, slice(i, i+chunk)), space,
                                    **{k: v[i:i+chunk] for k, v in kw.items()})
                           for i in range(0, len(xp), chunk)])
 
-    def __call__(self,
-                 model:nn.Module, # the classifier; left exactly as it was found
-                 x:Tensor, # images [B,C,H,W] in model space, as the model consumes them
-                 # None: the predicted class; an int, a LongTensor [B], multi-hot [B,C] or `logits -> [B]`
-                 target:Union[int, Tensor, Callable, None]=None,
-                 # gradients w.r.t. the pixels through this space (or a DataLoaders'/Learner's); None: w.r.t. `x`
-                 space:Union[InputSpace, DataLoaders, Learner, None]=None,
-                )->Tensor: # maps [B,1,H,W]; a row per positive (image, class) for multi-hot targets
-        "Saliency maps of `model` for the images `x`"
-        if not isinstance(model, nn.Module): raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
-        x, space = check_images(x).to(model_device(model)), as_space(space)
-        with preserve_state(model):
-            model.eval()
-            for p in model.parameters(): p.requires_grad_(False)
-            net = fold_bn(model, x) if self.fold_bn else model   # eval-mode BatchNorm folded into its conv: same maps, cheaper
-            t = None
-            if self.single_pass and (self.chunk is None or self.chunk >= len(x)):
-                try: return reduce_map(self.raw(net, space.to_pixel(x).detach(), _Lazy(target), space), self.reduce).detach()
-                except _Expand as e: t = e.args[0]          # multi-hot: already resolved, expand below
-            if t is not None: pass
-            elif callable(target) and not isinstance(target, Tensor): t = Target('fn', target)
-            else:
-                with torch.no_grad(): t = resolve_target(target, _forward(net, space.to_pixel(x), space))
-            xp = space.to_pixel(x).detach()
-            kw = self._per_image(xp, space)                 # against the B images, before rows are expanded or chunked
-            multi = t.kind == 'multi'
-            xp, t, src = expand_multi(xp, t)
-            if multi: kw = {k: v[src.to(v.device)] for k, v in kw.items()}   # rows follow their image (no copy otherwise)
-            return reduce_map(self._rows(net, xp, t, space, self.chunk, **kw), self.reduce).detach()
-
     def __repr__(self):
         args = ', '.join(f'{k}={v!r}' for k, v in self._repr_args().items())
         return f"{type(self).__name__}({args})"
     def _repr_args(self): return {'reduce': self.reduce} if 'reduce' in self.__dict__ else {}
+
+# %% ../nbs/04_saliency.ipynb #18327031
+@patch
+def __call__(self:SaliencyMethod,
+             model:nn.Module, # the classifier; left exactly as it was found
+             x:Tensor, # images [B,C,H,W] in model space, as the model consumes them
+             # None: predicted class; an int, labels [B], multi-hot [B,C] or `logits -> [B]`
+             target:Union[int, Tensor, Callable, None]=None,
+             # pixel gradients through this space (or a DataLoaders'/Learner's); None: of `x`
+             space:Union[InputSpace, DataLoaders, Learner, None]=None,
+            )->Tensor: # maps [B,1,H,W]; a row per positive (image, class) for multi-hot targets
+    "Saliency maps of `model` for the images `x`"
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
+    x, space = check_images(x).to(model_device(model)), as_space(space)
+    with frozen(model):
+        # eval-mode BatchNorm folded into its conv: same maps, cheaper
+        net = fold_bn(model, x) if self.fold_bn else model
+        one_pass = self.chunk is None or self.chunk >= len(x)
+        # multi-hot targets need one row per positive class: not a single pass
+        if self.single_pass and one_pass and not _multi_hot(target):
+            a = self.raw(net, space.to_pixel(x).detach(), _Lazy(target), space)
+            return reduce_map(a, self.reduce).detach()
+        if callable(target) and not isinstance(target, Tensor): t = Target('fn', target)
+        else:
+            with torch.no_grad():
+                t = resolve_target(target, _forward(net, space.to_pixel(x), space))
+        xp = space.to_pixel(x).detach()
+        # against the B images, before rows are expanded or chunked
+        kw = self._per_image(xp, space)
+        multi = t.kind == 'multi'
+        xp, t, src = expand_multi(xp, t)
+        # rows follow their image (no copy otherwise)
+        if multi: kw = {k: v[src.to(v.device)] for k, v in kw.items()}
+        return reduce_map(self._rows(net, xp, t, space, self.chunk, **kw), self.reduce).detach()
 
 # %% ../nbs/04_saliency.ipynb #2b923095
 class Gradient(SaliencyMethod):
     "Vanilla gradient (Simonyan et al. 2013) of the target score w.r.t. the (pixel) input"
     name, single_pass = 'gradient', True
     def __init__(self,
-                 reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum', # how channels are collapsed; None keeps them
+                 # how channels are collapsed; None keeps them
+                 reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum',
                  chunk:Optional[int]=None, # images per forward pass; None: all at once
                  channels_last:bool=False, # feed the model channels-last inputs
-                 fold_bn:bool=True, # run on `core.fold_bn(model)`: eval BatchNorm folded into the convs, same maps
+                 fold_bn:bool=True, # run on `core.fold_bn(model)` (BatchNorm folded in): same maps
                 ):
-        self.reduce, self.chunk = _check_reduce(reduce), _check_chunk(chunk)
+        self.reduce, self.chunk = check_reduce(reduce), check_chunk(chunk)
         self.channels_last, self.fold_bn = channels_last, fold_bn
 
     def raw(self,
@@ -168,8 +181,9 @@ class Gradient(SaliencyMethod):
         "The input gradient of each row's target score"
         return _input_grad(model, xp, t, space, self.channels_last)
 
+# %% ../nbs/04_saliency.ipynb #a0a8f646
 class InputXGradient(Gradient):
-    "Input × gradient (Shrikumar et al. 2016), the input taken in pixel space when a space is given"
+    "Input × gradient (Shrikumar et al. 2016), the input in pixel space when a space is given"
     name = 'inputxgradient'
     def raw(self,
             model:nn.Module, # the classifier (eval mode, parameters frozen)
@@ -183,8 +197,9 @@ class InputXGradient(Gradient):
 # %% ../nbs/04_saliency.ipynb #e8a75b64
 _P = 2**31 - 1   # a prime: the image hash is a sum of products mod _P, exact in int64 on any device
 
-def _mix32(z: Tensor) -> Tensor:
-    "A bijective integer mix of int64 `z` (taken mod 2**32) into `[0, 2**32)`; every product stays below 2**63"
+def mix32(z:Tensor, # int64 values
+         )->Tensor: # int64 in [0, 2**32)
+    "Bijective integer hash of `z` (mod 2**32); every product stays below 2**63, exact on any device"
     z = z % 2**32
     z = ((z ^ (z >> 16)) * 0x2C1B3C6D) % 2**32
     z = ((z ^ (z >> 12)) * 0x297A2D39) % 2**32
@@ -193,149 +208,189 @@ def _mix32(z: Tensor) -> Tensor:
 def image_seeds(x:Tensor, # images [B,...]
                 seed:int=0, # mixed into every image's seed
                )->Tensor: # int64 seeds [B] in [0, 2**31)
-    "One seed per image from `seed` and a hash of its float32 bits: the same image gets the same seed in any batch"
+    "One seed per image from `seed` and a hash of its float32 bits, the same in any batch"
     v = x.detach().flatten(1).float().contiguous().view(torch.int32).long() % _P
-    w = _mix32(torch.arange(v.shape[1], device=x.device) + 0x7F4A7C15) % _P + 1   # a pseudo-random weight per position
-    h = (v * w % _P).sum(1) % _P                              # products < 2**62, reduced before the sum: exact up to 2**32 values
+    # a pseudo-random weight per position
+    w = mix32(torch.arange(v.shape[1], device=x.device) + 0x7F4A7C15) % _P + 1
+    # products < 2**62, reduced before the sum: exact up to 2**32 values
+    h = (v * w % _P).sum(1) % _P
     return (h + int(seed) % _P * 1_000_003) % _P
 
+# %% ../nbs/04_saliency.ipynb #d87928d8
 class SmoothGrad(SaliencyMethod):
     "Mean, mean square or variance of `base` attributions over `n` noisy copies of each image"
     name = 'smoothgrad'
     def __init__(self,
-                 base:Optional[SaliencyMethod]=None, # the method run on the noisy copies; None: `Gradient()`
+                 base:Optional[SaliencyMethod]=None, # run on the noisy copies; None: `Gradient()`
                  n:int=50, # noisy copies per image
                  sigma:float=0.15, # noise std as a fraction of each image's pixel range (max - min)
-                 kind:Literal['mean', 'squared', 'var']='mean', # SmoothGrad, SmoothGrad² or VarGrad
+                 kind:Literal['mean', 'squared', 'var']='mean', # SmoothGrad, SmoothGrad², VarGrad
                  chunk:Optional[int]=None, # noisy rows per forward pass; None: all `n*B` at once
-                 seed:Optional[int]=0, # noise seed, mixed with a hash of each image; None: the global RNG
-                 reduce:Union[Literal['base'], Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]]='base', # applied after aggregation; 'base': `base.reduce`
+                 seed:Optional[int]=0, # mixed with a hash of each image; None: the global RNG
+                 # applied after aggregation; 'base': `base.reduce`
+                 reduce:Union[Literal['base'],
+                              Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]]='base',
                 ):
         base = Gradient() if base is None else base
-        if not isinstance(base, SaliencyMethod): raise TypeError(f"`base` must be a SaliencyMethod (e.g. Gradient() or CaptumMethod(...)), got {type(base).__name__}")
-        if kind not in ('mean', 'squared', 'var'): raise ValueError(f"`kind` must be 'mean', 'squared' or 'var', got {kind!r}")
-        if not isinstance(n, int) or n < 1: raise ValueError(f"`n` (number of noisy samples) must be a positive int, got {n!r}")
-        if not (isinstance(sigma, (int, float)) and sigma >= 0): raise ValueError(f"`sigma` must be a fraction of the pixel range >= 0, got {sigma!r}")
-        if seed is not None and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)): raise TypeError(f"`seed` must be an int or None (global RNG), got {seed!r}")
+        if not isinstance(base, SaliencyMethod):
+            raise TypeError("`base` must be a SaliencyMethod (e.g. Gradient() or "
+                            f"CaptumMethod(...)), got {type(base).__name__}")
+        if kind not in ('mean', 'squared', 'var'):
+            raise ValueError(f"`kind` must be 'mean', 'squared' or 'var', got {kind!r}")
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"`n` (number of noisy samples) must be a positive int, got {n!r}")
+        if not (isinstance(sigma, (int, float)) and sigma >= 0):
+            raise ValueError(f"`sigma` must be a fraction of the pixel range >= 0, got {sigma!r}")
+        if seed is not None and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)):
+            raise TypeError(f"`seed` must be an int or None (global RNG), got {seed!r}")
         seed = None if seed is None else int(seed)
         store_attr('base,n,sigma,kind,seed')
-        self.chunk = _check_chunk(chunk)
-        self.reduce = base.reduce if isinstance(reduce, str) and reduce == 'base' else _check_reduce(reduce)
+        self.chunk = check_chunk(chunk)
+        from_base = isinstance(reduce, str) and reduce == 'base'
+        self.reduce = base.reduce if from_base else check_reduce(reduce)
         if kind == 'var': self.name = 'vargrad'
     @property
     def signed(self): return self.kind == 'mean' and self.reduce in ('sum', None)
     @property
     def fold_bn(self): return self.base.fold_bn
-    def _repr_args(self): return dict(base=self.base, n=self.n, sigma=self.sigma, kind=self.kind, chunk=self.chunk)
+    def _repr_args(self):
+        return dict(base=self.base, n=self.n, sigma=self.sigma, kind=self.kind, chunk=self.chunk)
 
     def _per_image(self, xp, space=None):
-        "One noise seed per image (from `seed` and the image's pixels), plus the base's per-image tensors"
-        seeds = torch.randint(2**31, (len(xp),)) if self.seed is None else image_seeds(xp, self.seed).cpu()
+        "A noise seed per image (from `seed` and its pixels), plus the base's per-image tensors"
+        if self.seed is None: seeds = torch.randint(2**31, (len(xp),))
+        else: seeds = image_seeds(xp, self.seed).cpu()
         base = self.base._per_image(xp, space)
-        return dict(seeds=seeds, **{f'base_{k}': v for k, v in base.items()})   # seeds stay on the CPU: read as ints
+        # seeds stay on the CPU: read as ints
+        return dict(seeds=seeds, **{f'base_{k}': v for k, v in base.items()})
 
-    def raw(self,
-            model:nn.Module, # the classifier (eval mode, parameters frozen)
-            xp:Tensor, # pixel-space rows [N,C,H,W]
-            t:Target, # the rows' targets
-            space:InputSpace, # pixel <-> model conversion
-            seeds:Optional[Tensor]=None, # noise seed of each row [N] (CPU); None: from `seed` and the pixels
-            **base_kw, # the base's per-row tensors, named `base_<name>` (e.g. IG's `base_bl`)
-           )->Tensor: # aggregated attributions [N,C,H,W]
-        "The `kind` statistic of the base's attributions over `n` noisy copies of each row"
-        if seeds is None: return self.raw(model, xp, t, space, **self._per_image(xp, space))
-        N, n, dev = len(xp), self.n, xp.device
-        std = self.sigma * (xp.flatten(1).amax(1) - xp.flatten(1).amin(1))           # per-image pixel range
-        seeds, gen, last = seeds.tolist(), torch.Generator(dev), {}
-        def noise(i):   # image i's n noise draws, from its own seed; kept while consecutive chunks share the image
-            if i not in last:
-                last.clear()
-                last[i] = torch.randn((n, *xp.shape[1:]), generator=gen.manual_seed(seeds[i]), device=dev, dtype=xp.dtype)
-            return last[i]
-        chunk = self.chunk or n * N
-        s1 = s2 = 0
-        for a in range(0, n * N, chunk):
-            b = min(a + chunk, n * N)
-            i = torch.arange(a, b, device=dev) // n                                  # rows r = i*n + k
-            eps = torch.cat([noise(j) for j in range(a // n, (b - 1) // n + 1)]).narrow(0, a % n, b - a)
-            rows = torch.addcmul(xp[i], eps, std[i].view(-1, 1, 1, 1))
-            at = self.base._rows(model, rows, _take(t, i), space, self.base.chunk, **{k[5:]: v[i] for k, v in base_kw.items()})
-            z = at.new_zeros((N, *at.shape[1:]))
-            s1 = s1 + z.index_add(0, i, at)
-            if self.kind != 'mean': s2 = s2 + z.index_add(0, i, at * at)
-        if self.kind == 'mean': return s1 / n
-        if self.kind == 'squared': return s2 / n
-        return s2 / n - (s1 / n) ** 2
+# %% ../nbs/04_saliency.ipynb #b47d184f
+@patch
+def raw(self:SmoothGrad,
+        model:nn.Module, # the classifier (eval mode, parameters frozen)
+        xp:Tensor, # pixel-space rows [N,C,H,W]
+        t:Target, # the rows' targets
+        space:InputSpace, # pixel <-> model conversion
+        seeds:Optional[Tensor]=None, # noise seeds [N] (CPU); None: from `seed` and the pixels
+        **base_kw, # the base's per-row tensors, named `base_<name>` (e.g. IG's `base_bl`)
+       )->Tensor: # aggregated attributions [N,C,H,W]
+    "The `kind` statistic of the base's attributions over `n` noisy copies of each row"
+    if seeds is None: return self.raw(model, xp, t, space, **self._per_image(xp, space))
+    N, n, dev = len(xp), self.n, xp.device
+    std = self.sigma * (xp.flatten(1).amax(1) - xp.flatten(1).amin(1))   # per-image pixel range
+    seeds, gen, last = seeds.tolist(), torch.Generator(dev), {}
+    # image i's n noise draws, from its own seed; kept while consecutive chunks share the image
+    def noise(i):
+        if i not in last:
+            last.clear()
+            last[i] = torch.randn((n, *xp.shape[1:]), generator=gen.manual_seed(seeds[i]),
+                                  device=dev, dtype=xp.dtype)
+        return last[i]
+    chunk = self.chunk or n * N
+    s1 = s2 = 0
+    for a in range(0, n * N, chunk):
+        b = min(a + chunk, n * N)
+        i = torch.arange(a, b, device=dev) // n   # rows r = i*n + k
+        draws = torch.cat([noise(j) for j in range(a // n, (b - 1) // n + 1)])
+        eps = draws.narrow(0, a % n, b - a)
+        rows = torch.addcmul(xp[i], eps, std[i].view(-1, 1, 1, 1))
+        at = self.base._rows(model, rows, _take(t, i), space, self.base.chunk,
+                             **{k[5:]: v[i] for k, v in base_kw.items()})
+        z = at.new_zeros((N, *at.shape[1:]))
+        s1 = s1 + z.index_add(0, i, at)
+        if self.kind != 'mean': s2 = s2 + z.index_add(0, i, at * at)
+    if self.kind == 'mean': return s1 / n
+    if self.kind == 'squared': return s2 / n
+    return s2 / n - (s1 / n) ** 2
 
-def VarGrad(base:Optional[SaliencyMethod]=None, # the method run on the noisy copies; None: `Gradient()`
+# %% ../nbs/04_saliency.ipynb #52e2d594
+def VarGrad(base:Optional[SaliencyMethod]=None, # run on the noisy copies; None: `Gradient()`
             n:int=50, # noisy copies per image
             sigma:float=0.15, # noise std as a fraction of each image's pixel range (max - min)
             chunk:Optional[int]=None, # noisy rows per forward pass; None: all `n*B` at once
-            seed:Optional[int]=0, # noise seed, mixed with a hash of each image; None: the global RNG
-            reduce:Union[Literal['base'], Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]]='base', # applied after aggregation; 'base': `base.reduce`
+            seed:Optional[int]=0, # mixed with a hash of each image; None: the global RNG
+            # applied after aggregation; 'base': `base.reduce`
+            reduce:Union[Literal['base'],
+                         Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]]='base',
            )->SmoothGrad: # `SmoothGrad(kind='var')`
     "VarGrad (Adebayo et al. 2018): the variance of the base's attributions over noisy copies"
     return SmoothGrad(base, n=n, sigma=sigma, kind='var', chunk=chunk, seed=seed, reduce=reduce)
 
 # %% ../nbs/04_saliency.ipynb #4c1b2e01
-_quadratures = ('gausslegendre', 'riemann_trapezoid', 'riemann_left', 'riemann_right', 'riemann_middle')
+_quadratures = ('gausslegendre', 'riemann_trapezoid', 'riemann_left', 'riemann_right',
+                'riemann_middle')
 
 def ig_quadrature(steps:int, # number of nodes
                   # the quadrature rule
-                  method:Literal['gausslegendre', 'riemann_trapezoid', 'riemann_left', 'riemann_right', 'riemann_middle']='gausslegendre',
+                  method:Literal['gausslegendre', 'riemann_trapezoid', 'riemann_left',
+                                 'riemann_right', 'riemann_middle']='gausslegendre',
                  )->tuple: # `(alphas, weights)`, float64 tensors [steps]
     "Nodes and weights on [0,1] of the IG path integral"
-    if not isinstance(steps, int) or steps < 1: raise ValueError(f"`steps` must be a positive int, got {steps!r}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"`steps` must be a positive int, got {steps!r}")
     if method == 'gausslegendre':
         a, w = np.polynomial.legendre.leggauss(steps)
         return torch.tensor((a + 1) / 2), torch.tensor(w / 2)
     if method == 'riemann_trapezoid':
         if steps < 2: raise ValueError("`riemann_trapezoid` needs `steps` >= 2")
-        w = torch.full((steps,), 1 / (steps - 1), dtype=torch.float64); w[0] /= 2; w[-1] /= 2
+        w = torch.full((steps,), 1 / (steps - 1), dtype=torch.float64)
+        w[0] /= 2
+        w[-1] /= 2
         return torch.linspace(0, 1, steps, dtype=torch.float64), w
     w = torch.full((steps,), 1 / steps, dtype=torch.float64)
     k = torch.arange(steps, dtype=torch.float64)
     if method == 'riemann_left': return k / steps, w
     if method == 'riemann_right': return (k + 1) / steps, w
     if method == 'riemann_middle': return (k + 0.5) / steps, w
-    raise ValueError(f"`method` must be one of {', '.join(map(repr, _quadratures))}, got {method!r}")
+    raise ValueError(f"`method` must be one of {', '.join(map(repr, _quadratures))}, "
+                     f"got {method!r}")
 
+# %% ../nbs/04_saliency.ipynb #59e29e36
 def _blur(x, sigma):
-    "Separable Gaussian blur of `[B,C,H,W]`, std `sigma` pixels, kernel cut at 3 std, replicate padding"
+    "Gaussian blur of `[B,C,H,W]`, std `sigma` pixels: separable, cut at 3 std, replicate padding"
     r = max(1, math.ceil(3 * sigma))
     d = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
     k = torch.exp(-d**2 / (2 * sigma**2))
     k, C = k / k.sum(), x.shape[1]
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode='replicate'), k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode='replicate'), k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+    kx, ky = k.view(1, 1, 1, -1).expand(C, 1, 1, -1), k.view(1, 1, -1, 1).expand(C, 1, -1, 1)
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode='replicate'), kx, groups=C)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode='replicate'), ky, groups=C)
 
+# %% ../nbs/04_saliency.ipynb #a6de37cd
 _baselines = ('black', 'mean', 'blur')
 
 class IntegratedGradients(SaliencyMethod):
-    "Integrated Gradients (Sundararajan et al. 2017) along the straight path from a pixel-space baseline"
+    "Integrated Gradients (Sundararajan et al. 2017) along the straight path from a pixel baseline"
     name = 'ig'
     def __init__(self,
                  steps:int=50, # quadrature nodes: input-gradient passes per image
-                 # the path's start in pixel space: a name, a number, or a tensor broadcastable to the images
+                 # the path's start, in pixel space: a name, a number, or a broadcastable tensor
                  baseline:Union[Literal['black', 'mean', 'blur'], float, Tensor, None]='black',
                  # the quadrature rule
-                 method:Literal['gausslegendre', 'riemann_trapezoid', 'riemann_left', 'riemann_right', 'riemann_middle']='gausslegendre',
-                 chunk:Optional[int]=None, # interpolated rows per forward pass; None: all `steps*B` at once
-                 reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum', # how channels are collapsed; None keeps them
+                 method:Literal['gausslegendre', 'riemann_trapezoid', 'riemann_left',
+                                'riemann_right', 'riemann_middle']='gausslegendre',
+                 chunk:Optional[int]=None, # rows per forward pass; None: all `steps*B` at once
+                 # how channels are collapsed; None keeps them
+                 reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum',
                  channels_last:bool=False, # feed the model channels-last inputs
-                 fold_bn:bool=True, # run on `core.fold_bn(model)`: eval BatchNorm folded into the convs, same maps
-                 blur_sigma:float=0.1, # the 'blur' baseline's Gaussian std, as a fraction of the image's shorter side
+                 fold_bn:bool=True, # run on `core.fold_bn(model)` (BatchNorm folded in): same maps
+                 blur_sigma:float=0.1, # the 'blur' baseline's std, as a fraction of the image's shorter side
                 ):
         ig_quadrature(steps, method)
         if baseline is None: baseline = 'black'
         if isinstance(baseline, str) and baseline not in _baselines:
-            raise ValueError(f"`baseline` must be 'black', 'mean', 'blur', a number or a pixel-space tensor, got {baseline!r}")
-        if not isinstance(baseline, (str, numbers.Real, Tensor, np.ndarray, list, tuple)) or isinstance(baseline, bool):
-            raise TypeError(f"`baseline` must be 'black', 'mean', 'blur', a number or a pixel-space tensor, got {type(baseline).__name__}")
-        if not isinstance(blur_sigma, numbers.Real) or isinstance(blur_sigma, bool) or not blur_sigma > 0:
-            raise ValueError(f"`blur_sigma` is a fraction of the image size and must be > 0, got {blur_sigma!r}")
+            raise ValueError("`baseline` must be 'black', 'mean', 'blur', a number or a "
+                             f"pixel-space tensor, got {baseline!r}")
+        kinds = (str, numbers.Real, Tensor, np.ndarray, list, tuple)
+        if not isinstance(baseline, kinds) or isinstance(baseline, bool):
+            raise TypeError("`baseline` must be 'black', 'mean', 'blur', a number or a "
+                            f"pixel-space tensor, got {type(baseline).__name__}")
+        real = isinstance(blur_sigma, numbers.Real) and not isinstance(blur_sigma, bool)
+        if not real or not blur_sigma > 0:
+            raise ValueError("`blur_sigma` is a fraction of the image size and must be > 0, "
+                             f"got {blur_sigma!r}")
         store_attr('steps,baseline,method,channels_last,fold_bn,blur_sigma')
-        self.reduce, self.chunk = _check_reduce(reduce), _check_chunk(chunk)
+        self.reduce, self.chunk = check_reduce(reduce), check_chunk(chunk)
 
     @property
     def baseline_name(self) -> str:
@@ -345,49 +400,59 @@ class IntegratedGradients(SaliencyMethod):
         return f'{float(b):g}' if isinstance(b, numbers.Real) else 'tensor'
 
     def _repr_args(self):
-        blur = dict(blur_sigma=self.blur_sigma) if self.baseline_name == 'blur' and self.blur_sigma != 0.1 else {}
-        return dict(steps=self.steps, baseline=self.baseline_name, **blur, method=self.method, chunk=self.chunk,
-                    reduce=self.reduce)
+        custom_blur = self.baseline_name == 'blur' and self.blur_sigma != 0.1
+        blur = dict(blur_sigma=self.blur_sigma) if custom_blur else {}
+        return dict(steps=self.steps, baseline=self.baseline_name, **blur, method=self.method,
+                    chunk=self.chunk, reduce=self.reduce)
 
-    def baseline_for(self,
-                     xp:Tensor, # pixel-space images [B,C,H,W]
-                     space:Union[InputSpace, DataLoaders, Learner, None]=None, # the model's input space ('mean' reads it)
-                    )->Tensor: # the path's start for each image, [B,C,H,W] in pixel space
-        "The baseline of each image: black, the data's mean colour, a blurred copy, or the given tensor"
-        b = self.baseline
-        if isinstance(b, str):
-            if b == 'black': return torch.zeros_like(xp)
-            if b == 'blur': return _blur(xp, self.blur_sigma * min(xp.shape[-2:]))
-            space = as_space(space)
-            # the data set's mean colour is zero in model space; without a normalisation, each image's own mean
-            if space.is_identity: return xp.mean((2, 3), keepdim=True).expand_as(xp)
-            return space.to_pixel(torch.zeros_like(xp[:1, :, :1, :1])).expand_as(xp)
-        b = torch.as_tensor(plain(b), dtype=xp.dtype, device=xp.device)
-        try: return b.expand_as(xp)
-        except RuntimeError: raise ValueError(f"`baseline` of shape {tuple(b.shape)} does not broadcast to the images {tuple(xp.shape)}") from None
+# %% ../nbs/04_saliency.ipynb #065bbcef
+@patch
+def baseline_for(self:IntegratedGradients,
+                 xp:Tensor, # pixel-space images [B,C,H,W]
+                 space:Union[InputSpace, DataLoaders, Learner, None]=None, # the model's space ('mean' reads it)
+                )->Tensor: # the path's start for each image, [B,C,H,W] in pixel space
+    "Each image's baseline: black, the data's mean colour, a blurred copy, or the given tensor"
+    b = self.baseline
+    if isinstance(b, str):
+        if b == 'black': return torch.zeros_like(xp)
+        if b == 'blur': return _blur(xp, self.blur_sigma * min(xp.shape[-2:]))
+        space = as_space(space)
+        # the data set's mean colour is zero in model space; without a normalisation, each
+        # image's own mean
+        if space.is_identity: return xp.mean((2, 3), keepdim=True).expand_as(xp)
+        return space.to_pixel(torch.zeros_like(xp[:1, :, :1, :1])).expand_as(xp)
+    b = torch.as_tensor(plain(b), dtype=xp.dtype, device=xp.device)
+    try: return b.expand_as(xp)
+    except RuntimeError:
+        raise ValueError(f"`baseline` of shape {tuple(b.shape)} does not broadcast to the "
+                         f"images {tuple(xp.shape)}") from None
 
-    def _per_image(self, xp, space=None): return dict(bl=self.baseline_for(xp, space))
+@patch
+def _per_image(self:IntegratedGradients, xp, space=None):
+    return dict(bl=self.baseline_for(xp, space))
 
-    def raw(self,
-            model:nn.Module, # the classifier (eval mode, parameters frozen)
-            xp:Tensor, # pixel-space rows [N,C,H,W]
-            t:Target, # the rows' targets
-            space:InputSpace, # pixel <-> model conversion
-            bl:Optional[Tensor]=None, # the rows' baselines [N,C,H,W]; None: `baseline_for(xp, space)`
-           )->Tensor: # attributions [N,C,H,W]
-        "Integrated Gradients of each row from its baseline"
-        N, S = len(xp), self.steps
-        alphas, w = (o.to(xp) for o in ig_quadrature(S, self.method))
-        bl = self.baseline_for(xp, space) if bl is None else bl
-        d = xp - bl
-        chunk, acc = self.chunk or S * N, torch.zeros_like(xp)
-        for a in range(0, S * N, chunk):
-            r = torch.arange(a, min(a + chunk, S * N), device=xp.device)
-            k, i = r // N, r % N
-            inp = torch.addcmul(bl[i], alphas[k].view(-1, 1, 1, 1), d[i])
-            g = _input_grad(model, inp, _take(t, i), space, self.channels_last)
-            acc.index_add_(0, i, g * w[k].view(-1, 1, 1, 1))
-        return d * acc
+# %% ../nbs/04_saliency.ipynb #cea0e25a
+@patch
+def raw(self:IntegratedGradients,
+        model:nn.Module, # the classifier (eval mode, parameters frozen)
+        xp:Tensor, # pixel-space rows [N,C,H,W]
+        t:Target, # the rows' targets
+        space:InputSpace, # pixel <-> model conversion
+        bl:Optional[Tensor]=None, # the rows' baselines; None: `baseline_for(xp, space)`
+       )->Tensor: # attributions [N,C,H,W]
+    "Integrated Gradients of each row from its baseline"
+    N, S = len(xp), self.steps
+    alphas, w = (o.to(xp) for o in ig_quadrature(S, self.method))
+    bl = self.baseline_for(xp, space) if bl is None else bl
+    d = xp - bl
+    chunk, acc = self.chunk or S * N, torch.zeros_like(xp)
+    for a in range(0, S * N, chunk):
+        r = torch.arange(a, min(a + chunk, S * N), device=xp.device)
+        k, i = r // N, r % N
+        inp = torch.addcmul(bl[i], alphas[k].view(-1, 1, 1, 1), d[i])
+        g = _input_grad(model, inp, _take(t, i), space, self.channels_last)
+        acc.index_add_(0, i, g * w[k].view(-1, 1, 1, 1))
+    return d * acc
 
 # %% ../nbs/04_saliency.ipynb #eaee6c09
 def _leaves(model): return [m for m in model.modules() if not list(m.children())]
@@ -402,32 +467,38 @@ def _token_grid(n_tokens, size, prefix=None):
     for p in (range(min(n_tokens - 1, 9)) if prefix is None else [prefix]):
         n = n_tokens - p
         h = max(1, round(math.sqrt(n * size[0] / size[1])))
-        if n > 1 and n % h == 0 and h * size[1] == n // h * size[0]: return p, h, n // h   # patches tile the image
+        # the patches tile the image
+        if n > 1 and n % h == 0 and h * size[1] == n // h * size[0]: return p, h, n // h
     return None
 
 def tokens_to_map(a:Tensor, # token activations [N,T,D]
                   size:tuple, # the input's `(H, W)`: the grid gets its aspect ratio
-                  prefix:Optional[int]=None, # leading tokens to drop (class, distillation, register tokens); None: inferred
+                  prefix:Optional[int]=None, # leading non-patch tokens to drop; None: inferred
                  )->Tensor: # the patch tokens as a map [N,D,h,w]
-    "A vision transformer's patch tokens as a spatial map, the class token (and any other leading token) dropped"
+    "A ViT's patch tokens as a spatial map, the class token (and any other leading token) dropped"
     if a.ndim != 3: raise ValueError(f"tokens must be [N,T,D], got shape {tuple(a.shape)}")
     g = _token_grid(a.shape[1], size, prefix)
-    if g is None: raise ValueError(f"{a.shape[1]} tokens do not form a grid with the aspect ratio of a {tuple(size)} image "
-                                   f"(prefix={prefix}); pass `reshape=` to the method")
+    if g is None:
+        raise ValueError(f"{a.shape[1]} tokens do not form a grid with the aspect ratio of a "
+                         f"{tuple(size)} image (prefix={prefix}); pass `reshape=` to the method")
     p, h, w = g
     return a[:, p:].reshape(len(a), h, w, a.shape[2]).permute(0, 3, 1, 2)
 
+# %% ../nbs/04_saliency.ipynb #6de639bb
 def find_layer(model:nn.Module, # the classifier
                x:Tensor, # a batch it consumes (only `x[:1]` is run)
-              )->nn.Module: # the last spatial feature map, or the last token LayerNorm the output depends on
-    "The layer the CAM family uses by default: the last feature map before global pooling (a CNN's, a Swin's) or a ViT's last attention input"
+              )->nn.Module: # the last feature map or token LayerNorm that the output depends on
+    "The default CAM layer: the last feature map before global pooling, or a ViT's last attention input"
     size, seen, hs = x.shape[-2:], [], []
     def hook(m, i, o):
         if not isinstance(o, Tensor): return
-        if o.ndim == 4 and o.shape[-1] * o.shape[-2] > 1: seen.append(('map' if _image_like(*o.shape[-2:], size) else '4d', m, o))
-        elif o.ndim == 3 and isinstance(m, nn.LayerNorm) and _token_grid(o.shape[1], size): seen.append(('tokens', m, o))
+        if o.ndim == 4 and o.shape[-1] * o.shape[-2] > 1:
+            seen.append(('map' if _image_like(*o.shape[-2:], size) else '4d', m, o))
+        elif o.ndim == 3 and isinstance(m, nn.LayerNorm) and _token_grid(o.shape[1], size):
+            seen.append(('tokens', m, o))
     leaves = _leaves(model)
-    tokens = any(isinstance(m, nn.LayerNorm) for m in leaves)      # a transformer: which tokens matter needs a gradient
+    # a transformer: which tokens matter needs a gradient
+    tokens = any(isinstance(m, nn.LayerNorm) for m in leaves)
     try:
         hs = [m.register_forward_hook(hook) for m in leaves]
         with torch.set_grad_enabled(tokens): out = model(x[:1].detach().requires_grad_(tokens))
@@ -436,129 +507,160 @@ def find_layer(model:nn.Module, # the classifier
     last = max((i for i, (k, _, _) in enumerate(seen) if k == 'map'), default=-1)
     toks = [(m, o) for k, m, o in seen[last + 1:] if k == 'tokens']
     if toks:
-        # after a ViT's last attention only the class token reaches the head: the patch tokens' gradient is zero there,
-        # so the layer is the last token LayerNorm whose patch tokens the output depends on (the last attention's input)
+        # after a ViT's last attention only the class token reaches the head: the patch tokens'
+        # gradient is zero there, so the layer is the last token LayerNorm whose patch tokens the
+        # output depends on (the last attention's input)
         live = [(m, o) for m, o in toks if o.requires_grad]
-        gs = torch.autograd.grad(plain(out).float().sum(), [o for _, o in live], allow_unused=True) if live else []
+        gs = (torch.autograd.grad(plain(out).float().sum(), [o for _, o in live], allow_unused=True)
+              if live else [])
         for (m, o), g in reversed(list(zip(live, gs))):
             if g is not None and g[:, _token_grid(o.shape[1], size)[0]:].abs().amax() > 0: return m
-        # no gradient to go by (the output ignores its input, as with a fresh torchvision ViT's zero head)
+        # no gradient to go by (the output ignores its input, as with a fresh torchvision ViT's
+        # zero head)
         if not any(g is not None and g.abs().amax() > 0 for g in gs): return toks[-1][0]
     if last >= 0: return seen[last][1]
     any4 = [m for k, m, _ in seen if k == '4d']
     if any4: return any4[-1]
-    raise ValueError("no module of this model outputs a spatial map [N,K,h,w] with h*w > 1 or tokens [N,T,D] in a LayerNorm; "
-                     "CAM methods need one — pass `layer=` (and `reshape=` for other layouts) explicitly")
+    raise ValueError("no module of this model outputs a spatial map [N,K,h,w] with h*w > 1 or "
+                     "tokens [N,T,D] in a LayerNorm; CAM methods need one — pass `layer=` (and "
+                     "`reshape=` for other layouts) explicitly")
 
 def _get_layer(model, layer, x):
     if layer is None: return find_layer(model, x)
     if isinstance(layer, str):
         try: return model.get_submodule(layer)
-        except AttributeError: raise ValueError(f"`layer={layer!r}` is not a submodule name of this model; names: "
-                                                f"{[n for n, _ in model.named_modules()][:20]}...") from None
+        except AttributeError:
+            raise ValueError(f"`layer={layer!r}` is not a submodule name of this model; names: "
+                             f"{[n for n, _ in model.named_modules()][:20]}...") from None
     if isinstance(layer, nn.Module):
-        if not any(m is layer for m in model.modules()): raise ValueError("`layer` is not a submodule of `model`")
+        if not any(m is layer for m in model.modules()):
+            raise ValueError("`layer` is not a submodule of `model`")
         return layer
-    raise TypeError(f"`layer` must be None, a module or its dotted name, got {type(layer).__name__}")
+    raise TypeError("`layer` must be None, a module or its dotted name, "
+                    f"got {type(layer).__name__}")
 
+# %% ../nbs/04_saliency.ipynb #cc6a69ee
 class _Pass:
     "What a gradient-free CAM gets from the capture pass: the model, the rows, their targets, logits, layer output"
     def __init__(self, model, xp, t, space, out, a, layer): store_attr()
 
 class _LayerMethod(SaliencyMethod):
-    "Shared machinery of the CAM family: capture a layer's activation, weight its channels, ReLU, upsample"
+    "The CAM family's machinery: capture a layer's activation, weight its channels, ReLU, upsample"
     reduce, relu, single_pass = None, True, True
-    uses_grad = True         # gradient methods implement `_cam(A, g)`, gradient-free ones `_cam_free(p, A)`
+    # gradient methods implement `_cam(A, g)`, gradient-free ones `_cam_free(p, A)`
+    uses_grad = True
     def __init__(self,
-                 layer:Union[nn.Module, str, None]=None, # the layer, or its dotted name ('0.8', 'layer4'); None: `find_layer`
+                 layer:Union[nn.Module, str, None]=None, # the layer or its name ('0.8', 'layer4'); None: `find_layer`
                  relu:bool=True, # keep only positive evidence (as the papers do)
                  chunk:Optional[int]=None, # images per forward pass; None: all at once
-                 # feed the model channels-last inputs; None: in no-grad passes on a CPU (if the model takes them)
+                 # channels-last inputs; None: in no-grad passes on a CPU (if the model takes them)
                  channels_last:Optional[bool]=None,
-                 # the layer's output -> [N,K,h,w] (a view, permute or slice); None: 4-D as is, tokens [N,T,D] to a grid
+                 # output -> [N,K,h,w] by re-indexing; None: 4-D as is, tokens [N,T,D] to a grid
                  reshape:Optional[Callable]=None,
                 ):
-        if reshape is not None and not callable(reshape): raise TypeError(f"`reshape` must be a callable, got {type(reshape).__name__}")
-        store_attr('layer,relu,channels_last,reshape'); self.chunk = _check_chunk(chunk)
+        if reshape is not None and not callable(reshape):
+            raise TypeError(f"`reshape` must be a callable, got {type(reshape).__name__}")
+        store_attr('layer,relu,channels_last,reshape')
+        self.chunk = check_chunk(chunk)
     @property
     def signed(self): return not self.relu
-    def _repr_args(self): return dict(layer=self.layer if isinstance(self.layer, (str, type(None))) else type(self.layer).__name__)
+    def _repr_args(self):
+        named = isinstance(self.layer, (str, type(None)))
+        return dict(layer=self.layer if named else type(self.layer).__name__)
 
-    def _acts(self, model, xp, space, grad=True):
-        "Logits, the layer's output (a version no in-place op downstream can touch) and the layer"
-        layer, store = _get_layer(model, self.layer, space.to_model(xp)), {}
-        def hook(m, i, o):
-            if not isinstance(o, Tensor): return None
-            # the graph starts at the activation (nothing before it is recorded: cheaper, and frozen layers are
-            # irrelevant); downstream gets a copy, so an in-place op after the layer cannot alter the stored one
-            store['a'] = a = o.detach().requires_grad_(grad)
-            return a.clone()
-        h = layer.register_forward_hook(hook)
-        try:
-            with torch.set_grad_enabled(grad): out = self._run(lambda cl: _forward(model, xp.detach(), space, cl), not grad, xp)
-        finally: h.remove()
-        if 'a' not in store: raise ValueError(f"the CAM layer {type(layer).__name__} does not output a tensor")
-        return out, store['a'], layer
+# %% ../nbs/04_saliency.ipynb #fbd56606
+@patch
+def _acts(self:_LayerMethod, model, xp, space, grad=True):
+    "Logits, the layer's output (a version no in-place op downstream can touch) and the layer"
+    layer, store = _get_layer(model, self.layer, space.to_model(xp)), {}
+    def hook(m, i, o):
+        if not isinstance(o, Tensor): return None
+        # the graph starts at the activation (nothing before it is recorded: cheaper, and
+        # frozen layers are irrelevant); downstream gets a copy, so an in-place op after the
+        # layer cannot alter the stored one
+        store['a'] = a = o.detach().requires_grad_(grad)
+        return a.clone()
+    def fwd(cl): return _forward(model, xp.detach(), space, cl)
+    h = layer.register_forward_hook(hook)
+    try:
+        with torch.set_grad_enabled(grad): out = self._run(fwd, not grad, xp)
+    finally: h.remove()
+    if 'a' not in store:
+        raise ValueError(f"the CAM layer {type(layer).__name__} does not output a tensor")
+    return out, store['a'], layer
 
-    def _run(self, f, nograd, x, memo=None):
-        "`f(channels_last)`: channels-last as asked, or (None) in a no-grad pass on a CPU; `memo` keeps a refusal"
-        # a CPU's no-grad convolutions run ~1.5x faster on channels-last inputs; a model that cannot take them (a
-        # `view` of its input) gets the default layout
-        cl = self.channels_last if self.channels_last is not None else nograd and x.device.type == 'cpu'
-        if not cl or (memo or {}).get('refused'): return f(False)
-        try: return f(True)
-        except RuntimeError:
-            if self.channels_last: raise
-            if memo is not None: memo['refused'] = True
-            return f(False)
+@patch
+def _run(self:_LayerMethod, f, nograd, x, memo=None):
+    "`f(channels_last)`: as asked, or (None) in a no-grad pass on a CPU; `memo` keeps a refusal"
+    # a CPU's no-grad convolutions run ~1.5x faster on channels-last inputs; a model that cannot
+    # take them (a `view` of its input) gets the default layout
+    cpu_nograd = nograd and x.device.type == 'cpu'
+    cl = self.channels_last if self.channels_last is not None else cpu_nograd
+    if not cl or (memo or {}).get('refused'): return f(False)
+    try: return f(True)
+    except RuntimeError:
+        if self.channels_last: raise
+        if memo is not None: memo['refused'] = True
+        return f(False)
 
-    def _grid(self, a, xp):
-        "The layer's output as a map [N,K,h,w]: `reshape(a)`, or 4-D as is, or tokens to a grid"
-        if self.reshape is not None: A = self.reshape(a)
-        elif a.ndim == 3: A = tokens_to_map(a, xp.shape[-2:])
-        else: A = a
-        if self.reshape is None and a.ndim == 4 and _image_like(*a.shape[1:3], xp.shape[-2:]) and not _image_like(*a.shape[2:], xp.shape[-2:]):
-            raise ValueError(f"the CAM layer's output {tuple(a.shape)} looks channels-last [N,h,w,C]; pass "
-                             "`reshape=lambda a: a.permute(0, 3, 1, 2)`")
-        if not isinstance(A, Tensor) or A.ndim != 4 or len(A) != len(a):
-            raise ValueError(f"the CAM layer's output {tuple(a.shape)} must be a map [N,K,h,w] or tokens [N,T,D]; "
-                             "pass `reshape=` (a function giving [N,K,h,w]) for other layouts")
-        return A
+# %% ../nbs/04_saliency.ipynb #bb332e49
+@patch
+def _grid(self:_LayerMethod, a, xp):
+    "The layer's output as a map [N,K,h,w]: `reshape(a)`, or 4-D as is, or tokens to a grid"
+    if self.reshape is not None: A = self.reshape(a)
+    elif a.ndim == 3: A = tokens_to_map(a, xp.shape[-2:])
+    else: A = a
+    size = xp.shape[-2:]
+    looks_nhwc = (self.reshape is None and a.ndim == 4 and _image_like(*a.shape[1:3], size)
+                  and not _image_like(*a.shape[2:], size))
+    if looks_nhwc:
+        raise ValueError(f"the CAM layer's output {tuple(a.shape)} looks channels-last "
+                         "[N,h,w,C]; pass `reshape=lambda a: a.permute(0, 3, 1, 2)`")
+    if not isinstance(A, Tensor) or A.ndim != 4 or len(A) != len(a):
+        raise ValueError(f"the CAM layer's output {tuple(a.shape)} must be a map [N,K,h,w] or "
+                         "tokens [N,T,D]; pass `reshape=` (a function giving [N,K,h,w]) for "
+                         "other layouts")
+    return A
 
-    def _finish(self, cam, xp):
-        if self.relu: cam = F.relu(cam)
-        return F.interpolate(cam, size=xp.shape[-2:], mode='bilinear', align_corners=False)
+@patch
+def _finish(self:_LayerMethod, cam, xp):
+    if self.relu: cam = F.relu(cam)
+    return F.interpolate(cam, size=xp.shape[-2:], mode='bilinear', align_corners=False)
 
-    def raw(self,
-            model:nn.Module, # the classifier (eval mode, parameters frozen)
-            xp:Tensor, # pixel-space rows [N,C,H,W]
-            t:Target, # the rows' targets
-            space:InputSpace, # pixel <-> model conversion
-           )->Tensor: # maps [N,1,H,W], upsampled
-        "The layer's channels weighted by the method, summed, ReLU'd and upsampled to the input size"
-        out, a, layer = self._acts(model, xp, space, grad=self.uses_grad)
-        if self.uses_grad:
-            g = torch.autograd.grad(t.score(out).sum(), a)[0]
-            return self._finish(self._cam(self._grid(a, xp), self._grid(g, xp)), xp)
-        if t.kind == 'lazy': t = t.resolve(out)
-        with torch.no_grad(): return self._finish(self._cam_free(_Pass(model, xp, t, space, out, a, layer), self._grid(a, xp)), xp)
+@patch
+def raw(self:_LayerMethod,
+        model:nn.Module, # the classifier (eval mode, parameters frozen)
+        xp:Tensor, # pixel-space rows [N,C,H,W]
+        t:Target, # the rows' targets
+        space:InputSpace, # pixel <-> model conversion
+       )->Tensor: # maps [N,1,H,W], upsampled
+    "The layer's channels weighted by the method, summed, ReLU'd, upsampled to the input size"
+    out, a, layer = self._acts(model, xp, space, grad=self.uses_grad)
+    if self.uses_grad:
+        g = torch.autograd.grad(t.score(out).sum(), a)[0]
+        return self._finish(self._cam(self._grid(a, xp), self._grid(g, xp)), xp)
+    if t.kind == 'lazy': t = t.resolve(out)
+    p = _Pass(model, xp, t, space, out, a, layer)
+    with torch.no_grad(): return self._finish(self._cam_free(p, self._grid(a, xp)), xp)
 
+# %% ../nbs/04_saliency.ipynb #45257259
 class GradCAM(_LayerMethod):
-    "Grad-CAM on `layer` (None: last spatial layer), ReLU and bilinear upsampling to the input size"
+    "Grad-CAM on `layer` (None: last spatial layer), ReLU and bilinear upsampling to input size"
     name = 'gradcam'
     def _cam(self, A, g): return (g.mean((2, 3), keepdim=True) * A).sum(1, keepdim=True)
 
 class GradCAMpp(_LayerMethod):
-    "Grad-CAM++ on `layer` (None: last spatial layer), ReLU and bilinear upsampling to the input size"
+    "Grad-CAM++ on `layer` (None: last spatial layer), ReLU and bilinear upsampling to input size"
     name = 'gradcampp'
     def _cam(self, A, g):
         g2 = g * g
         den = 2 * g2 + A.sum((2, 3), keepdim=True) * g2 * g
-        a = torch.where(g != 0, g2 / torch.where(den != 0, den, torch.ones_like(den)), torch.zeros_like(g))
+        safe = torch.where(den != 0, den, torch.ones_like(den))
+        a = torch.where(g != 0, g2 / safe, torch.zeros_like(g))
         return ((a * F.relu(g)).sum((2, 3), keepdim=True) * A).sum(1, keepdim=True)
 
 class HiResCAM(_LayerMethod):
-    "HiResCAM (Draelos & Carin 2020): the element-wise product of gradient and activation, summed over channels"
+    "HiResCAM (Draelos & Carin 2020): gradient times activation, element-wise, summed over channels"
     name = 'hirescam'
     def _cam(self, A, g): return (g * A).sum(1, keepdim=True)
 
@@ -567,7 +669,9 @@ class XGradCAM(_LayerMethod):
     name = 'xgradcam'
     def _cam(self, A, g):
         s = A.sum((2, 3), keepdim=True)
-        w = torch.where(s != 0, (g * A).sum((2, 3), keepdim=True) / torch.where(s != 0, s, torch.ones_like(s)), torch.zeros_like(s))
+        num = (g * A).sum((2, 3), keepdim=True)
+        safe = torch.where(s != 0, s, torch.ones_like(s))
+        w = torch.where(s != 0, num / safe, torch.zeros_like(s))
         return (w * A).sum(1, keepdim=True)
 
 class LayerCAM(_LayerMethod):
@@ -575,18 +679,20 @@ class LayerCAM(_LayerMethod):
     name = 'layercam'
     def _cam(self, A, g): return (F.relu(g) * A).sum(1, keepdim=True)
 
+# %% ../nbs/04_saliency.ipynb #ebf02a51
 class CAM(_LayerMethod):
-    "Class activation map for global-average-pooling + linear models: `fc.weight[c] . A` (no backward pass)"
+    "Class activation map (GAP + linear models): `fc.weight[c] . A`, no backward pass"
     name, uses_grad = 'cam', False
     def __init__(self,
                  layer:Union[nn.Module, str, None]=None, # the layer, or its dotted name; None: `find_layer`
-                 fc:Optional[nn.Linear]=None, # the classifier head; None: the model's last `nn.Linear`
+                 fc:Optional[nn.Linear]=None, # the head; None: the model's last `nn.Linear`
                  relu:bool=True, # keep only positive evidence
                  chunk:Optional[int]=None, # images per forward pass; None: all at once
-                 channels_last:Optional[bool]=None, # feed the model channels-last inputs; None: on a CPU (if it takes them)
+                 channels_last:Optional[bool]=None, # channels-last inputs; None: on a CPU if possible
                  reshape:Optional[Callable]=None, # the layer's output -> [N,K,h,w]; None: 4-D as is, tokens to a grid
                 ):
-        super().__init__(layer, relu, chunk, channels_last, reshape); self.fc = fc
+        super().__init__(layer, relu, chunk, channels_last, reshape)
+        self.fc = fc
 
     def raw(self,
             model:nn.Module, # the classifier (eval mode, parameters frozen)
@@ -596,33 +702,41 @@ class CAM(_LayerMethod):
            )->Tensor: # class activation maps [N,1,H,W], upsampled
         "The head's class weights applied to the layer's activations"
         if t.kind == 'fn' or callable(getattr(t, 'target', None)):
-            raise TypeError("CAM needs class-index targets (None, int, LongTensor or multi-hot), not a callable; use GradCAM")
+            raise TypeError("CAM needs class-index targets (None, int, LongTensor or multi-hot), "
+                            "not a callable; use GradCAM")
         fc = self.fc or ([m for m in model.modules() if isinstance(m, nn.Linear)] or [None])[-1]
-        if fc is None: raise ValueError("CAM needs a final nn.Linear after global pooling; this model has none — use GradCAM")
+        if fc is None:
+            raise ValueError("CAM needs a final nn.Linear after global pooling; this model has "
+                             "none — use GradCAM")
         return super().raw(model, xp, t, space)
 
     def _cam_free(self, p, A):
         fc = self.fc or [m for m in p.model.modules() if isinstance(m, nn.Linear)][-1]
         if fc.in_features != A.shape[1]:
-            raise ValueError(f"CAM needs global average pooling + linear: the layer has {A.shape[1]} channels but the last "
-                             f"Linear takes {fc.in_features} features; use GradCAM for other heads")
+            raise ValueError("CAM needs global average pooling + linear: the layer has "
+                             f"{A.shape[1]} channels but the last Linear takes {fc.in_features} "
+                             "features; use GradCAM for other heads")
         return torch.einsum('nk,nkhw->nhw', fc.weight[p.t.value], A)[:, None]
 
 # %% ../nbs/04_saliency.ipynb #9fdba25a
 class EigenCAM(_LayerMethod):
-    "EigenCAM (Muhammad & Yeasin 2020): the activations' first principal component, class-agnostic and gradient-free"
+    "EigenCAM (Muhammad & Yeasin 2020): the activations' first principal component, class-agnostic"
     name, uses_grad = 'eigencam', False
     def _cam_free(self, p, A):
-        X = A.flatten(2).transpose(1, 2).float()                 # [N, positions, channels]
-        X = X - X.mean(1, keepdim=True)                          # centred over the positions, as in the paper's code
-        v = torch.linalg.svd(X, full_matrices=False)[2][:, 0]    # first right singular vector [N,K]
-        v = v * torch.where(v.sum(1, keepdim=True) < 0, -1., 1.)  # SVD's sign is arbitrary: the one along the activations
+        X = A.flatten(2).transpose(1, 2).float()               # [N, positions, channels]
+        # centred over the positions, as in the paper's code
+        X = X - X.mean(1, keepdim=True)
+        v = torch.linalg.svd(X, full_matrices=False)[2][:, 0]  # first right singular vector [N,K]
+        # SVD's sign is arbitrary: the one along the activations
+        v = v * torch.where(v.sum(1, keepdim=True) < 0, -1., 1.)
         return (X @ v[:, :, None]).view(len(A), 1, *A.shape[2:]).to(A.dtype)
 
+# %% ../nbs/04_saliency.ipynb #0ab692d8
 class _RowScores:
-    "Each row's target score for `K` perturbed copies of its image, filled from the logits of `(image, channel)` pairs"
+    "Each row's target scores for `K` perturbed copies of its image, from `(image, channel)` logits"
     def __init__(self, xp, t, K):
-        # rows showing the same image (a multi-hot target repeats it in adjacent rows) share their forward passes
+        # rows showing the same image (a multi-hot target repeats it in adjacent rows) share their
+        # forward passes
         new = torch.ones(len(xp), dtype=torch.bool, device=xp.device)
         if len(xp) > 1: new[1:] = (xp[1:] != xp[:-1]).flatten(1).any(1)
         self.grp = new.cumsum(0) - 1                              # image (group) of each row
@@ -649,8 +763,10 @@ def _chunks(pairs, chunk, by_image=False):
     "`pairs` [P,2] of `(image, channel)` split into chunks of at most `chunk` (each within one image if `by_image`)"
     if not len(pairs): return []
     if not by_image: return list(pairs.split(chunk or len(pairs)))
-    return [c for u in pairs[:, 0].unique() for c in pairs[pairs[:, 0] == u].split(chunk or len(pairs))]
+    return [c for u in pairs[:, 0].unique()
+              for c in pairs[pairs[:, 0] == u].split(chunk or len(pairs))]
 
+# %% ../nbs/04_saliency.ipynb #f3ff32bc
 class ScoreCAM(_LayerMethod):
     "Score-CAM (Wang et al. 2020): channel weights from the target score of the image masked by each upsampled channel"
     name, uses_grad = 'scorecam', False
@@ -658,15 +774,16 @@ class ScoreCAM(_LayerMethod):
                  layer:Union[nn.Module, str, None]=None, # the layer, or its dotted name; None: `find_layer`
                  relu:bool=True, # keep only positive evidence
                  chunk:Optional[int]=128, # masked images per forward pass; None: all `B*K` at once
-                 channels_last:Optional[bool]=None, # feed the model channels-last inputs; None: on a CPU (if it takes them)
+                 channels_last:Optional[bool]=None, # channels-last inputs; None: on a CPU if possible
                  reshape:Optional[Callable]=None, # the layer's output -> [N,K,h,w]; None: 4-D as is, tokens to a grid
-                 fold_bn:bool=True, # run the masked passes on `core.fold_bn(model)` (no hooks there): same scores, cheaper
+                 fold_bn:bool=True, # masked passes on `core.fold_bn(model)`: same scores, cheaper
                 ):
-        super().__init__(layer, relu, chunk, channels_last, reshape); self.fold_masked = fold_bn
+        super().__init__(layer, relu, chunk, channels_last, reshape)
+        self.fold_masked = fold_bn
     def _repr_args(self): return dict(**super()._repr_args(), chunk=self.chunk)
 
     def _masks(self, a, size):
-        "Channel maps `[R,1,h,w]` upsampled to the input `size` and scaled to [0,1], each on its own range"
+        "Channel maps `[R,1,h,w]` upsampled to `size` and scaled to [0,1], each on its own range"
         m = F.interpolate(a, size=size, mode='bilinear', align_corners=False)
         lo, hi = m.amin((2, 3), keepdim=True), m.amax((2, 3), keepdim=True)
         return (m - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi))
@@ -679,107 +796,127 @@ class ScoreCAM(_LayerMethod):
         memo = {}
         def run(inp): return self._run(lambda cl: plain(net(_cl(inp, cl))), True, inp, memo)
         lo, hi = flat.amin(2, keepdim=True), flat.amax(2, keepdim=True)
-        live = (hi > lo)[..., 0]                            # a constant channel masks the whole image: one shared pass
+        # a constant channel masks the whole image: one shared pass
+        live = (hi > lo)[..., 0]
         dead = (~live).nonzero()
         if len(dead): rs.add(*dead.T, run(torch.zeros_like(xm[:1])).expand(len(dead), -1))
         pairs = live.nonzero()
         if len(pairs):
-            # a mask depends on its channel's map only up to scale and offset: an image's channels whose maps scaled
-            # to [0,1] are equal (often at a late layer's few positions after a ReLU) share one pass
-            n = ((flat - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi)))[pairs[:, 0], pairs[:, 1]]
-            key, inv = torch.unique(torch.cat([pairs[:, :1].to(n), n], 1), dim=0, return_inverse=True)
+            # a mask depends on its channel's map only up to scale and offset: an image's channels
+            # whose maps scaled to [0,1] are equal (often at a late layer's few positions after a
+            # ReLU) share one pass
+            scaled = (flat - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+            n = scaled[pairs[:, 0], pairs[:, 1]]
+            key, inv = torch.unique(torch.cat([pairs[:, :1].to(n), n], 1), dim=0,
+                                    return_inverse=True)
             order = inv.argsort()
             inv, pairs, chunk = inv[order], pairs[order], self.chunk or len(key)
             for c0 in range(0, len(key), chunk):
                 kc = key[c0:c0 + chunk]
                 out = run(xm[kc[:, 0].long()] * self._masks(kc[:, 1:].view(-1, 1, h, w), size))
-                a, b = torch.searchsorted(inv, torch.tensor([c0, c0 + len(kc)], device=inv.device)).tolist()
+                bounds = torch.tensor([c0, c0 + len(kc)], device=inv.device)
+                a, b = torch.searchsorted(inv, bounds).tolist()
                 rs.add(pairs[a:b, 0], pairs[a:b, 1], out[inv[a:b] - c0])
-        wt = rs.rows().softmax(1)                           # the paper's softmax over the channels' scores
+        wt = rs.rows().softmax(1)   # the paper's softmax over the channels' scores
         return (wt[:, :, None, None] * A).sum(1, keepdim=True)
 
+# %% ../nbs/04_saliency.ipynb #99ab2243
 class AblationCAM(_LayerMethod):
-    "Ablation-CAM (Desai & Ramaswamy 2020): channel weights from the target score's relative drop when the channel is zeroed"
+    "Ablation-CAM (Desai & Ramaswamy 2020): channels weighted by the score's relative drop when zeroed"
     name, uses_grad = 'ablationcam', False
     def __init__(self,
                  layer:Union[nn.Module, str, None]=None, # the layer, or its dotted name; None: `find_layer`
                  relu:bool=True, # keep only positive evidence
                  chunk:Optional[int]=128, # ablated copies per forward pass; None: all channels of an image at once
-                 channels_last:Optional[bool]=None, # feed the model channels-last inputs; None: on a CPU (if it takes them)
+                 channels_last:Optional[bool]=None, # channels-last inputs; None: on a CPU if possible
                  reshape:Optional[Callable]=None, # the layer's output -> [N,K,h,w]; None: 4-D as is, tokens to a grid
                 ):
         super().__init__(layer, relu, chunk, channels_last, reshape)
     def _repr_args(self): return dict(**super()._repr_args(), chunk=self.chunk)
 
     def _channel_index(self, a, xp):
-        "Where each map channel sits in one sample's flattened layer output, [K, h*w] (`reshape` applied to positions)"
+        "Each map channel's indices in one sample's flattened layer output [K, h*w], via `reshape`"
         pos = torch.arange(a[:1].numel(), device=a.device).view(1, *a.shape[1:])
         try: idx = self._grid(pos, xp)[0].flatten(1)
         except (RuntimeError, TypeError): idx = None
         if idx is None or idx.dtype != torch.long or len(idx.flatten().unique()) != idx.numel():
-            raise ValueError("AblationCAM needs a `reshape` that re-indexes the layer's output (a view, permute or slice) "
-                             "so that each channel can be zeroed in the layer's own layout")
+            raise ValueError("AblationCAM needs a `reshape` that re-indexes the layer's output "
+                             "(a view, permute or slice) so that each channel can be zeroed in the "
+                             "layer's own layout")
         return idx
 
-    def _cam_free(self, p, A):
-        K, a = A.shape[1], p.a
-        rs, idx = _RowScores(p.xp, p.t, K), self._channel_index(a, p.xp)
-        U, base = len(rs.first), a[rs.first].flatten(1)
-        xm, memo = p.space.to_model(p.xp[rs.first]), {}
-        live = (A[rs.first].flatten(2) != 0).any(2)         # zeroing an all-zero channel changes nothing: no pass
-        dead = (~live).nonzero()
-        if len(dead): rs.add(*dead.T, p.out[rs.first[dead[:, 0]]])
-        cur, share = {}, True
-        def hook(m, i, o): return cur['a']
-        h = p.layer.register_forward_hook(hook)
-        try:
-            for j, c in enumerate(_chunks(live.nonzero(), self.chunk, by_image=True)):
-                u, k = c.T
-                z = base[u].scatter(1, idx[k], 0.)             # row r: the image's output with channel k[r] zeroed
-                if j == 0: z = torch.cat([base[u[:1]], z])      # a control row left as it was
-                cur['a'] = z.view(len(z), *a.shape[1:])
-                # the layers before `layer` run once on the image; the hook hands downstream one ablated copy per row
-                # (anything the model broadcasts from before the layer is that one image's). Checked on the control row:
-                # a model where this does not hold runs each copy through the whole model instead
-                if share:
-                    try:
-                        out = plain(p.model(_cl(xm[u[:1]], self.channels_last is True)))
-                        if j == 0 and not torch.allclose(out[0], p.out[rs.first[u[0]]], rtol=1e-4, atol=1e-5): share = False
-                    except RuntimeError: share = False
-                if not share:
-                    rows = xm[u[:1]].expand(len(z), *xm.shape[1:])
-                    out = self._run(lambda cl: plain(p.model(_cl(rows, cl))), True, rows, memo)
-                if j == 0: out = out[1:]
-                rs.add(u, k, out)
-        finally: h.remove()
-        y = p.t.score(p.out)[:, None]
-        w = (y - rs.rows()) / torch.where(y != 0, y, torch.ones_like(y))
-        return (w[:, :, None, None] * A).sum(1, keepdim=True)
+# %% ../nbs/04_saliency.ipynb #605d138b
+@patch
+def _cam_free(self:AblationCAM, p, A):
+    K, a = A.shape[1], p.a
+    rs, idx = _RowScores(p.xp, p.t, K), self._channel_index(a, p.xp)
+    U, base = len(rs.first), a[rs.first].flatten(1)
+    xm, memo = p.space.to_model(p.xp[rs.first]), {}
+    # zeroing an all-zero channel changes nothing: no pass
+    live = (A[rs.first].flatten(2) != 0).any(2)
+    dead = (~live).nonzero()
+    if len(dead): rs.add(*dead.T, p.out[rs.first[dead[:, 0]]])
+    cur, share = {}, True
+    def hook(m, i, o): return cur['a']
+    h = p.layer.register_forward_hook(hook)
+    try:
+        for j, c in enumerate(_chunks(live.nonzero(), self.chunk, by_image=True)):
+            u, k = c.T
+            # row r: the image's output with channel k[r] zeroed
+            z = base[u].scatter(1, idx[k], 0.)
+            if j == 0: z = torch.cat([base[u[:1]], z])      # a control row left as it was
+            cur['a'] = z.view(len(z), *a.shape[1:])
+            # the layers before `layer` run once on the image; the hook hands downstream one
+            # ablated copy per row (anything the model broadcasts from before the layer is that
+            # one image's). Checked on the control row: a model where this does not hold runs
+            # each copy through the whole model instead
+            if share:
+                try:
+                    out = plain(p.model(_cl(xm[u[:1]], self.channels_last is True)))
+                    if j == 0:
+                        ref = p.out[rs.first[u[0]]]
+                        share = torch.allclose(out[0], ref, rtol=1e-4, atol=1e-5)
+                except RuntimeError: share = False
+            if not share:
+                rows = xm[u[:1]].expand(len(z), *xm.shape[1:])
+                out = self._run(lambda cl: plain(p.model(_cl(rows, cl))), True, rows, memo)
+            if j == 0: out = out[1:]
+            rs.add(u, k, out)
+    finally: h.remove()
+    y = p.t.score(p.out)[:, None]
+    w = (y - rs.rows()) / torch.where(y != 0, y, torch.ones_like(y))
+    return (w[:, :, None, None] * A).sum(1, keepdim=True)
 
 # %% ../nbs/04_saliency.ipynb #ed3453c3
 class _PixelModel(nn.Module):
     "`model` fed with pixel-space images (normalised by `space` inside)"
-    def __init__(self, model, space): super().__init__(); self.model, self.space = model, space
+    def __init__(self, model, space):
+        super().__init__()
+        self.model, self.space = model, space
     def forward(self, p): return self.model(self.space.to_model(p))
 
+# %% ../nbs/04_saliency.ipynb #ef90f72b
 class CaptumMethod(SaliencyMethod):
     "A Captum attribution class behind this library's call convention; `attribute_kw` go to its `attribute`"
     name = 'captum'
     def __init__(self,
                  attr_cls:type, # a Captum attribution class, e.g. `captum.attr.Saliency`
-                 reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum', # how channels are collapsed; None keeps them
-                 layer:Union[nn.Module, str, None]=None, # for Captum's layer methods; None: `find_layer`
+                 # how channels are collapsed; None keeps them
+                 reduce:Optional[Literal['abs_sum', 'abs_max', 'sum', 'l2']]='abs_sum',
+                 layer:Union[nn.Module, str, None]=None, # for layer methods; None: `find_layer`
                  relu:bool=False, # ReLU on layer maps before upsampling them to the input size
                  chunk:Optional[int]=None, # images per Captum call; None: all at once
                  init_kw:Optional[dict]=None, # keyword arguments of the `attr_cls` constructor
-                 **attribute_kw, # keyword arguments of `attr_cls.attribute`, e.g. `abs=False` or `n_steps=32`
+                 **attribute_kw, # arguments of `attr_cls.attribute`, e.g. `abs=False`, `n_steps=32`
                 ):
         if not (isinstance(attr_cls, type) and hasattr(attr_cls, 'attribute')):
-            raise TypeError(f"`attr_cls` must be a Captum attribution class such as captum.attr.Saliency, got {attr_cls!r}")
+            raise TypeError("`attr_cls` must be a Captum attribution class such as "
+                            f"captum.attr.Saliency, got {attr_cls!r}")
         store_attr('attr_cls,layer,relu,init_kw,attribute_kw')
-        self.reduce, self.chunk = _check_reduce(reduce), _check_chunk(chunk)
+        self.reduce, self.chunk = check_reduce(reduce), check_chunk(chunk)
         self.name = f'captum_{attr_cls.__name__.lower()}'
-    def _repr_args(self): return dict(attr_cls=self.attr_cls.__name__, reduce=self.reduce, **self.attribute_kw)
+    def _repr_args(self):
+        return dict(attr_cls=self.attr_cls.__name__, reduce=self.reduce, **self.attribute_kw)
 
     def raw(self,
             model:nn.Module, # the classifier (eval mode, parameters frozen)
@@ -788,11 +925,15 @@ class CaptumMethod(SaliencyMethod):
             space:InputSpace, # pixel <-> model conversion
            )->Tensor: # Captum's attributions [N,C,H,W] (layer maps upsampled)
         "Captum's attributions for pixel-space rows"
-        if t.kind != 'index': raise TypeError("Captum methods need class-index targets (None, int, LongTensor or multi-hot), not a callable")
-        fwd = model if space.is_identity else _PixelModel(model, space)     # some Captum methods need an nn.Module
+        if t.kind != 'index':
+            raise TypeError("Captum methods need class-index targets (None, int, LongTensor or "
+                            "multi-hot), not a callable")
+        # some Captum methods need an nn.Module
+        fwd = model if space.is_identity else _PixelModel(model, space)
         is_layer = self.layer is not None or self.attr_cls.__name__.startswith('Layer')
         args = (fwd, _get_layer(model, self.layer, space.to_model(xp))) if is_layer else (fwd,)
-        a = self.attr_cls(*args, **(self.init_kw or {})).attribute(xp.detach().requires_grad_(), target=t.value, **self.attribute_kw)
+        attr = self.attr_cls(*args, **(self.init_kw or {}))
+        a = attr.attribute(xp.detach().requires_grad_(), target=t.value, **self.attribute_kw)
         a = plain(a[0] if isinstance(a, tuple) else a).detach()
         if a.shape[-2:] != xp.shape[-2:]:
             if self.relu: a = F.relu(a)
@@ -801,9 +942,9 @@ class CaptumMethod(SaliencyMethod):
 
 # %% ../nbs/04_saliency.ipynb #2b3e4423
 _registry = dict(gradient=Gradient, inputxgradient=InputXGradient, smoothgrad=SmoothGrad,
-                 vargrad=VarGrad, ig=IntegratedGradients, gradcam=GradCAM, gradcampp=GradCAMpp, cam=CAM,
-                 hirescam=HiResCAM, xgradcam=XGradCAM, layercam=LayerCAM, eigencam=EigenCAM, scorecam=ScoreCAM,
-                 ablationcam=AblationCAM)
+                 vargrad=VarGrad, ig=IntegratedGradients, gradcam=GradCAM, gradcampp=GradCAMpp,
+                 cam=CAM, hirescam=HiResCAM, xgradcam=XGradCAM, layercam=LayerCAM,
+                 eigencam=EigenCAM, scorecam=ScoreCAM, ablationcam=AblationCAM)
 
 def _adversarial(attack=None, **kwargs):
     "'adversarial': `explainers.AdversarialExplanation(attack, **kwargs)` (imported on use: it imports this module)"
@@ -814,16 +955,18 @@ def _regpgd(reduce='abs_sum', chunk=None, **kwargs):
     "'regpgd': the adversarial explanation by `RegularizedPGD` with `explainers.REGPGD_DEFAULTS` updated by `kwargs`"
     from robust_saliency.explainers import AdversarialExplanation, REGPGD_DEFAULTS
     from robust_saliency.attacks import RegularizedPGD
-    return AdversarialExplanation(RegularizedPGD(**{**REGPGD_DEFAULTS, **kwargs}), reduce=reduce, chunk=chunk)
+    attack = RegularizedPGD(**{**REGPGD_DEFAULTS, **kwargs})
+    return AdversarialExplanation(attack, reduce=reduce, chunk=chunk)
 
 _registry.update(adversarial=_adversarial, regpgd=_regpgd)
 
+# %% ../nbs/04_saliency.ipynb #618d3250
 def method_names(): return sorted(_registry)
 
 def register_method(name:str, # the name `get_method` will know it by (case-insensitive)
                     factory:Callable, # `factory(**kwargs) -> SaliencyMethod`, e.g. the class itself
                    ):
-    "Make `factory` available to `get_method` (and so to callbacks, metrics and the CLI) under `name`"
+    "Make `factory` available to `get_method` (so to callbacks, metrics and the CLI) under `name`"
     _registry[name.lower()] = factory
 
 def get_method(name:Union[str, SaliencyMethod], # a registered name ('gradient', 'smoothgrad', 'ig', ...) or a method
@@ -831,53 +974,74 @@ def get_method(name:Union[str, SaliencyMethod], # a registered name ('gradient',
               )->SaliencyMethod: # a new method, or `name` itself when it is already one
     "A saliency method by name, built with `kwargs`"
     if isinstance(name, SaliencyMethod):
-        if kwargs: raise ValueError("give constructor arguments with a method name, not with a method object")
+        if kwargs:
+            raise ValueError("give constructor arguments with a method name, "
+                             "not with a method object")
         return name
-    if not isinstance(name, str): raise TypeError(f"a saliency method must be a name or a SaliencyMethod, got {type(name).__name__}")
+    if not isinstance(name, str):
+        raise TypeError("a saliency method must be a name or a SaliencyMethod, "
+                        f"got {type(name).__name__}")
     key = name.lower().replace('-', '').replace('_', '')
-    key = dict(integratedgradients='ig', gradcamplusplus='gradcampp', inputgradient='inputxgradient').get(key, key)
-    if key not in _registry: raise ValueError(f"unknown saliency method {name!r}; choose one of {method_names()}")
+    aliases = dict(integratedgradients='ig', gradcamplusplus='gradcampp',
+                   inputgradient='inputxgradient')
+    key = aliases.get(key, key)
+    if key not in _registry:
+        raise ValueError(f"unknown saliency method {name!r}; choose one of {method_names()}")
     return _registry[key](**kwargs)
 
-def _named_methods(methods):
-    "`{name: SaliencyMethod}` from a dict, or from names / method objects named after themselves (names must be unique)"
+# %% ../nbs/04_saliency.ipynb #725dd579
+def named_methods(methods:Union[dict, list, tuple, str, SaliencyMethod], # a dict name -> method, names or methods
+                 )->dict: # {name: SaliencyMethod}
+    "Methods with unique names: a dict as given, else each named after itself (names must not repeat)"
     if isinstance(methods, dict):
         bad = [k for k in methods if not isinstance(k, str)]
-        if bad: raise TypeError(f"`methods` dict keys are column names and must be strings, got {bad!r}")
+        if bad:
+            raise TypeError("`methods` dict keys are column names and must be strings, "
+                            f"got {bad!r}")
         return {k: get_method(m) for k, m in methods.items()}
     ms = list(methods) if isinstance(methods, (list, tuple)) else [methods]
     names = [m if isinstance(m, str) else getattr(m, 'name', type(m).__name__) for m in ms]
     dup = sorted({n for n in names if names.count(n) > 1})
-    if dup: raise ValueError(f"several methods are named {dup}; their columns would collide. Name them with a dict, e.g. "
-                             "methods={'grad': Gradient(), 'grad_max': Gradient(reduce='abs_max')}")
+    if dup:
+        raise ValueError(f"several methods are named {dup}; their columns would collide. Name them "
+                         "with a dict, e.g. methods={'grad': Gradient(), "
+                         "'grad_max': Gradient(reduce='abs_max')}")
     return {n: get_method(m) for n, m in zip(names, ms)}
 
 # %% ../nbs/04_saliency.ipynb #2fd334d3
 @patch
 def saliency(self:Learner,
              x_or_dl:Union[Tensor, DataLoader], # a batch in model space, or a `DataLoader` of (images, labels, ...)
-             method:Union[str, SaliencyMethod]='gradient', # a method, or its name (`method_names()`)
+             method:Union[str, SaliencyMethod]='gradient', # a method or its name (`method_names()`)
              # None: the predicted class; 'label': the loader's labels; an int class, a callable, or (batch) a tensor
              target:Union[None, Literal['label'], int, Tensor, Callable]=None,
              **kwargs, # constructor arguments when `method` is a name, e.g. `n=25` for 'smoothgrad'
-            )->Union[Tensor, tuple]: # maps [N,1,H,W]; `(maps, index)` for a loader's multi-hot labels
-    "Saliency maps of `self.model` for a batch or a whole `DataLoader` (space from `self.dls`; `kwargs` build `method`)"
+            )->Union[Tensor, tuple]: # maps [N,1,H,W]; `(maps, index)` for multi-hot labels
+    "Saliency maps of `self.model` for a batch or a whole `DataLoader`, in `self.dls`'s space"
     m, space = get_method(method, **kwargs), as_space(self.dls)
     if isinstance(x_or_dl, Tensor): return m(self.model, x_or_dl, target=target, space=space)
-    if not hasattr(x_or_dl, '__iter__'): raise TypeError(f"`x_or_dl` must be an image batch or a DataLoader, got {type(x_or_dl).__name__}")
+    if not hasattr(x_or_dl, '__iter__'):
+        raise TypeError("`x_or_dl` must be an image batch or a DataLoader, "
+                        f"got {type(x_or_dl).__name__}")
     label = isinstance(target, str) and target == 'label'
-    if not (target is None or label or callable(target) or isinstance(target, int)) or isinstance(target, (bool, Tensor)):
-        raise ValueError("with a DataLoader, `target` must be None (predicted class), 'label', an int class or a callable; "
-                         f"got {target!r}")
+    known = target is None or label or callable(target) or isinstance(target, int)
+    if not known or isinstance(target, (bool, Tensor)):
+        raise ValueError("with a DataLoader, `target` must be None (predicted class), 'label', "
+                         f"an int class or a callable; got {target!r}")
     maps, index, n = [], [], 0
     for b in progress_bar(x_or_dl, leave=False):
-        if not isinstance(b, (tuple, list)) or not isinstance(b[0], Tensor): raise TypeError("the DataLoader must yield (images, ...) batches")
+        if not isinstance(b, (tuple, list)) or not isinstance(b[0], Tensor):
+            raise TypeError("the DataLoader must yield (images, ...) batches")
         xb, t = b[0], (b[1] if label else target)
-        if label and isinstance(t, Tensor) and t.ndim == 2:    # multi-hot: one map per positive (image, class)
+        # multi-hot: one map per positive (image, class)
+        if label and isinstance(t, Tensor) and t.ndim == 2:
             idx = multi_index(t).cpu()
-            if len(idx): maps.append(m(self.model, xb, target=t, space=space).cpu())   # a batch may have no positive
+            # a batch may have no positive
+            if len(idx): maps.append(m(self.model, xb, target=t, space=space).cpu())
             index.append(idx + torch.tensor([n, 0]))
         else: maps.append(m(self.model, xb, target=t, space=space).cpu())
         n += len(xb)
-    if not maps: raise ValueError("the DataLoader's multi-hot labels have no positive class; there is nothing to explain")
+    if not maps:
+        raise ValueError("the DataLoader's multi-hot labels have no positive class; "
+                         "there is nothing to explain")
     return (torch.cat(maps), torch.cat(index)) if index else torch.cat(maps)

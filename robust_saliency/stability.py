@@ -15,9 +15,12 @@ from fastcore.meta import delegates
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from .core import (plain, check_images, check_eps, resolve_target, expand_multi, Target, InputSpace,
-                                  as_space, preserve_state, model_device, fold_bn)
+                                  as_space, preserve_state, model_device, fold_bn,
+                                  frozen, check_int, check_chunk, check_seed, avg_ranks,
+                                  check_pixel_range)
 from .saliency import (image_seeds, reduce_map, find_layer, ig_quadrature, get_method, Gradient,
-                                      InputXGradient, SmoothGrad, IntegratedGradients, GradCAM, GradCAMpp, CAM)
+                                      InputXGradient, SmoothGrad, IntegratedGradients,
+                                      GradCAM, GradCAMpp, CAM)
 
 # %% auto #0
 __all__ = ['STABILITY_SCORES', 'perturbations', 'explanation_stability', 'max_sensitivity', 'avg_sensitivity', 'local_lipschitz',
@@ -27,61 +30,44 @@ __all__ = ['STABILITY_SCORES', 'perturbations', 'explanation_stability', 'max_se
 _NOISES = ('uniform', 'gaussian')
 _ORDS = {'fro': 2., 'l2': 2., 'l1': 1., 'linf': float('inf')}
 
-def _check_int(v, name, lo=1):
-    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < lo:
-        raise ValueError(f"`{name}` must be an int >= {lo}, got {v!r}")
-    return int(v)
-
-def _check_chunk(chunk, what='rows'):
-    if chunk is not None and (not isinstance(chunk, numbers.Integral) or isinstance(chunk, bool) or chunk < 1):
-        raise ValueError(f"`chunk` ({what} per pass) must be a positive int or None (all at once), got {chunk!r}")
-    return chunk
-
-def _check_seed(seed):
-    if seed is not None and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)):
-        raise TypeError(f"`seed` must be an int or None (the global RNG), got {seed!r}")
-    return seed
-
 def _ord(norm):
     "The vector-norm order of `norm`: 'fro'/'l2', 'l1', 'linf' or a number p >= 1"
     if isinstance(norm, str) and norm in _ORDS: return _ORDS[norm]
-    if isinstance(norm, numbers.Real) and not isinstance(norm, bool) and norm >= 1: return float(norm)
+    if isinstance(norm, numbers.Real) and not isinstance(norm, bool) and norm >= 1:
+        return float(norm)
     raise ValueError(f"`norm` must be 'fro', 'l1', 'linf' or a number p >= 1, got {norm!r}")
 
 def _vnorm(v, o): return torch.linalg.vector_norm(v.flatten(1), ord=o, dim=1)
 
-def _pixels_in_range(xp):
-    "Reject pixel images outside [0,1]: the sign of a missing or wrong `space`"
-    lo, hi = xp.amin().item(), xp.amax().item()
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ValueError(f"in pixel space the images span [{lo:.3g}, {hi:.3g}], outside [0,1]: pass the `space` they were "
-                         "normalized with (`space=learn.dls` or `InputSpace(mean, std)`), or rescale them to [0,1]")
-
-def perturbations(xp:Tensor, # pixel-space images [B,C,H,W]; each image's pixels seed its own draws
-                  n:int=10, # perturbations per image
-                  radius:float=0.02, # half-width of the L∞ ball (uniform), or the std (Gaussian), in pixel units
-                  noise:Literal['uniform', 'gaussian']='uniform', # uniform in the L∞ ball, or Gaussian
-                  seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
-                 )->Tensor: # perturbations [B,n,C,H,W] (add them to the pixel images)
+# %% ../nbs/12_stability.ipynb #5937023f
+def perturbations(
+    xp:Tensor, # pixel-space images [B,C,H,W]; each image's pixels seed its own draws
+    n:int=10, # perturbations per image
+    radius:float=0.02, # half-width of the L∞ ball (uniform), or the std (Gaussian), in pixel units
+    noise:Literal['uniform', 'gaussian']='uniform', # uniform in the L∞ ball, or Gaussian
+    seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
+)->Tensor: # perturbations [B,n,C,H,W] (add them to the pixel images)
     "`n` random perturbations of each image, seeded per image: the same image gets the same draws in any batch"
     xp = check_images(xp, 'xp')
-    n, radius, seed = _check_int(n, 'n'), check_eps(radius, 'radius'), _check_seed(seed)
+    n, radius, seed = check_int(n, 'n'), check_eps(radius, 'radius'), check_seed(seed)
     if noise not in _NOISES: raise ValueError(f"`noise` must be one of {_NOISES}, got {noise!r}")
     shape, dev = (n, *xp.shape[1:]), xp.device
     if seed is None: seeds = torch.randint(2**31, (len(xp),)).tolist()
     else: seeds = image_seeds(xp, seed).tolist()
     gen = torch.Generator(dev)
     # one generator per image, as SmoothGrad seeds its noise: B small draws, no cross-image state
-    draw = (lambda s: torch.rand(shape, generator=gen.manual_seed(s), device=dev, dtype=xp.dtype).mul_(2).sub_(1)) \
-        if noise == 'uniform' else (lambda s: torch.randn(shape, generator=gen.manual_seed(s), device=dev, dtype=xp.dtype))
+    def draw(s):
+        kw = dict(generator=gen.manual_seed(s), device=dev, dtype=xp.dtype)
+        if noise == 'uniform': return torch.rand(shape, **kw).mul_(2).sub_(1)
+        return torch.randn(shape, **kw)
     return torch.stack([draw(s) for s in seeds]).mul_(radius)
 
 # %% ../nbs/12_stability.ipynb #1d74d7b2
 def _as_method(method):
     if isinstance(method, str): return get_method(method)
     if not callable(method):
-        raise TypeError(f"`method` must be a saliency method `method(model, x, target=None, space=None)` or its name, "
-                        f"got {type(method).__name__}")
+        raise TypeError(f"`method` must be a saliency method `method(model, x, target=None, "
+                        f"space=None)` or its name, got {type(method).__name__}")
     return method
 
 def _row_target(t, reps):
@@ -101,17 +87,20 @@ def _maps(method, model, xm, tv, space, chunk, what):
         ta = tv if callable(tv) else tv[a:a + chunk]
         with torch.enable_grad(): m = method(model, xm[a:a + chunk], target=ta, space=space)
         if not isinstance(m, Tensor) or m.ndim < 2 or len(m) != len(xm[a:a + chunk]):
-            raise ValueError(f"the saliency method must return one map per image ({len(xm[a:a + chunk])}), got "
-                             f"{tuple(m.shape) if isinstance(m, Tensor) else type(m).__name__} for the {what}")
+            got = tuple(m.shape) if isinstance(m, Tensor) else type(m).__name__
+            raise ValueError(f"the saliency method must return one map per image "
+                             f"({len(xm[a:a + chunk])}), got {got} for the {what}")
         out.append(plain(m).detach().float())
     m = torch.cat(out)
-    if not torch.isfinite(m).all(): raise ValueError(f"the saliency method returned NaN/Inf maps for the {what}")
+    if not torch.isfinite(m).all():
+        raise ValueError(f"the saliency method returned NaN/Inf maps for the {what}")
     return m
 
+# %% ../nbs/12_stability.ipynb #be340b13
 def _ratio(num, den):
     "num/den, with 0/0 = 0 and x/0 = inf (a zero map that moves)"
-    return torch.where(den > 0, num / den.clamp_min(torch.finfo(num.dtype).tiny),
-                       torch.where(num > 0, torch.full_like(num, float('inf')), torch.zeros_like(num)))
+    moved = torch.where(num > 0, torch.full_like(num, float('inf')), torch.zeros_like(num))
+    return torch.where(den > 0, num / den.clamp_min(torch.finfo(num.dtype).tiny), moved)
 
 def _nanmax(v, keep):
     "Max over dim 1 of the kept entries; NaN where none is kept"
@@ -123,67 +112,29 @@ def _nanmean(v, keep):
     s = torch.where(keep, v, torch.zeros_like(v)).sum(1)
     return torch.where(k > 0, s / k.clamp_min(1), torch.full_like(s, float('nan')))
 
-STABILITY_SCORES = ('max_sensitivity', 'avg_sensitivity', 'local_lipschitz', 'relative_input_stability')
+# %% ../nbs/12_stability.ipynb #b2159d6d
+def _kept(model, x, rows, pred, R, n, chunk):
+    "Whether each of the `n` perturbed copies of the `R` images keeps its clean class `pred`, [R,n]"
+    net = fold_bn(model, x)
+    pk = torch.cat([plain(net(rows[a:a + chunk])).argmax(1)
+                    for a in range(0, len(rows), chunk)])
+    return pk.view(R, n + 1)[:, 1:] == pred[:, None]
 
-def explanation_stability(model:nn.Module, # the classifier, in model space
-                          method:Union[Callable, str], # `method(model, x, target=None, space=None)` -> maps, or its name
-                          x:Tensor, # images [B,C,H,W] in model space
-                          # None: the class predicted for the clean image; an int, LongTensor [B], multi-hot [B,C] or callable
-                          target:Union[int, Tensor, Callable, None]=None,
-                          space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                          radius:float=0.02, # half-width of the L∞ ball (uniform) or std (Gaussian) of the noise, pixel units
-                          n:int=10, # perturbations per image
-                          seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
-                          chunk:Optional[int]=None, # images (clean and perturbed) per call of `method`; None: 64 (256 on CUDA)
-                          noise:Literal['uniform', 'gaussian']='uniform', # uniform in the L∞ ball, or Gaussian
-                          # norm of map (and input) differences: 'fro' (L2 of all entries), 'l1', 'linf' or a number p
-                          norm:Union[Literal['fro', 'l1', 'linf'], float]='fro',
-                          relative:bool=True, # divide sensitivities by the clean map's norm (as Captum and Quantus do)
-                          keep_pred:bool=False, # only perturbations that leave the predicted class unchanged count
-                          clamp:bool=False, # clip perturbed pixels to [0,1] (the images must lie in [0,1])
-                          eps_min:float=1e-6, # relative input stability's guard against division by zero
-                          scores:Sequence[str]=STABILITY_SCORES, # which scores to compute (all by default)
-                         )->AttrDict: # `max_sensitivity`, `avg_sensitivity`, `local_lipschitz`, `relative_input_stability`, `n_kept`: [B] each
-    "The four robustness scores of `method`'s maps from one set of `n` perturbed copies of each image"
-    if not isinstance(model, nn.Module): raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
-    bad = [s for s in ([scores] if isinstance(scores, str) else scores) if s not in STABILITY_SCORES]
-    if bad: raise ValueError(f"unknown scores {bad}; choose from {STABILITY_SCORES}")
-    method, o = _as_method(method), _ord(norm)
-    chunk, eps_min = _check_chunk(chunk, 'images'), check_eps(eps_min, 'eps_min')
-    x, space = check_images(x).to(model_device(model)), as_space(space)
-    chunk = _auto_chunk(chunk, x.device)
-    with preserve_state(model), torch.no_grad():
-        model.eval()
-        logits = plain(model(x))
-        t = resolve_target(target, logits)
-        xp = space.to_pixel(x)
-        if clamp: _pixels_in_range(xp)
-        # multi-hot targets: one row per positive (image, class), as the saliency methods return them
-        xp, t, src = expand_multi(xp, t)
-        xm, pred = x[src], logits.argmax(1)[src]
-        d = perturbations(xp, n, radius, noise, seed)                     # [R,n,C,H,W], seeded per image
-        xq = xp[:, None] + d
-        if clamp: xq = xq.clamp(0, 1)
-        dx = (xq - xp[:, None]).flatten(0, 1)                                 # the perturbation actually applied
-        R = len(xp)
-        # clean and perturbed images in one stack, image-major (row r*(n+1) is image r itself): one pass of `method`
-        rows = torch.cat([xm[:, None], space.to_model(xq.flatten(0, 1)).view(R, n, *xm.shape[1:])], 1).flatten(0, 1)
-        keep = torch.ones(R, n, dtype=torch.bool, device=x.device)
-        if keep_pred:
-            net = fold_bn(model, x)
-            pk = torch.cat([plain(net(rows[a:a + chunk])).argmax(1) for a in range(0, len(rows), chunk)])
-            keep = pk.view(R, n + 1)[:, 1:] == pred[:, None]
-    maps = _maps(method, model, rows, _row_target(t, n + 1), space, chunk, 'perturbed images').view(R, n + 1, -1)
+def _stability_scores(maps, dx, xp, keep, n, o, relative, eps_min, scores):
+    "The `scores` and `n_kept` from the maps [R,n+1,D] of the pixel images `xp` and their copies"
+    R = len(xp)
     m0, mk = maps[:, 0], maps[:, 1:]
-    diff = (mk - m0[:, None]).flatten(0, 1)                                  # [R*n, D]
+    diff = (mk - m0[:, None]).flatten(0, 1)   # [R*n, D]
     dmap = _vnorm(diff, o).view(R, n)
     out = AttrDict()
     if 'max_sensitivity' in scores or 'avg_sensitivity' in scores:
         sens = _ratio(dmap, _vnorm(m0, o)[:, None].expand(R, n)) if relative else dmap
         out.update(max_sensitivity=_nanmax(sens, keep), avg_sensitivity=_nanmean(sens, keep))
-    if 'local_lipschitz' in scores: out['local_lipschitz'] = _nanmax(_ratio(dmap, _vnorm(dx, o).view(R, n)), keep)
+    if 'local_lipschitz' in scores:
+        out['local_lipschitz'] = _nanmax(_ratio(dmap, _vnorm(dx, o).view(R, n)), keep)
     if 'relative_input_stability' in scores:
-        # Agarwal et al. 2022: elementwise relative change of the map over that of the input, zeros replaced by eps_min
+        # Agarwal et al. 2022: elementwise relative change of the map over that of the input,
+        # zeros replaced by eps_min
         m0r = m0.repeat_interleave(n, 0)
         num = _vnorm(diff / (m0r + (m0r == 0) * eps_min), o)
         xr = xp.flatten(1).repeat_interleave(n, 0)
@@ -192,77 +143,149 @@ def explanation_stability(model:nn.Module, # the classifier, in model space
     out['n_kept'] = keep.sum(1)
     return out
 
+# %% ../nbs/12_stability.ipynb #a855e445
+STABILITY_SCORES = ('max_sensitivity', 'avg_sensitivity', 'local_lipschitz',
+                    'relative_input_stability')
+
+def explanation_stability(
+    model:nn.Module, # the classifier, in model space
+    method:Union[Callable, str], # `method(model, x, target=None, space=None)` -> maps, or its name
+    x:Tensor, # images [B,C,H,W] in model space
+    # None: the clean image's predicted class; an int, LongTensor [B], multi-hot [B,C] or callable
+    target:Union[int, Tensor, Callable, None]=None,
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model; None: identity
+    radius:float=0.02, # half-width of the L∞ ball (uniform), or the std (Gaussian), in pixel units
+    n:int=10, # perturbations per image
+    seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
+    chunk:Optional[int]=None, # images per `method` call, clean and perturbed; None: 64 (CUDA: 256)
+    noise:Literal['uniform', 'gaussian']='uniform', # uniform in the L∞ ball, or Gaussian
+    # norm of map (and input) differences: 'fro' (L2 of all entries), 'l1', 'linf' or a number p
+    norm:Union[Literal['fro', 'l1', 'linf'], float]='fro',
+    relative:bool=True, # divide sensitivities by the clean map's norm (as Captum and Quantus do)
+    keep_pred:bool=False, # only perturbations that leave the predicted class unchanged count
+    clamp:bool=False, # clip perturbed pixels to [0,1] (the images must lie in [0,1])
+    eps_min:float=1e-6, # relative input stability's guard against division by zero
+    scores:Sequence[str]=STABILITY_SCORES, # which scores to compute (all by default)
+)->AttrDict: # the scores by name (`STABILITY_SCORES`) and `n_kept`: [B] each
+    "The four robustness scores of `method`'s maps from one set of `n` perturbed copies of each image"
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
+    names = [scores] if isinstance(scores, str) else scores
+    bad = [s for s in names if s not in STABILITY_SCORES]
+    if bad: raise ValueError(f"unknown scores {bad}; choose from {STABILITY_SCORES}")
+    method, o = _as_method(method), _ord(norm)
+    chunk, eps_min = check_chunk(chunk, 'images'), check_eps(eps_min, 'eps_min')
+    x, space = check_images(x).to(model_device(model)), as_space(space)
+    chunk = _auto_chunk(chunk, x.device)
+    with preserve_state(model), torch.no_grad():
+        model.eval()
+        logits = plain(model(x))
+        t = resolve_target(target, logits)
+        xp = space.to_pixel(x)
+        if clamp: check_pixel_range(xp)
+        # multi-hot targets: one row per positive (image, class), as the methods return them
+        xp, t, src = expand_multi(xp, t)
+        xm, pred = x[src], logits.argmax(1)[src]
+        d = perturbations(xp, n, radius, noise, seed)   # [R,n,C,H,W], seeded per image
+        xq = xp[:, None] + d
+        if clamp: xq = xq.clamp(0, 1)
+        dx = (xq - xp[:, None]).flatten(0, 1)           # the perturbation actually applied
+        R = len(xp)
+        # clean and perturbed images in one stack, image-major (row r*(n+1) is image r itself):
+        # one pass of `method`
+        xqm = space.to_model(xq.flatten(0, 1)).view(R, n, *xm.shape[1:])
+        rows = torch.cat([xm[:, None], xqm], 1).flatten(0, 1)
+        keep = torch.ones(R, n, dtype=torch.bool, device=x.device)
+        if keep_pred: keep = _kept(model, x, rows, pred, R, n, chunk)
+    maps = _maps(method, model, rows, _row_target(t, n + 1), space, chunk, 'perturbed images')
+    return _stability_scores(maps.view(R, n + 1, -1), dx, xp, keep, n, o, relative, eps_min,
+                             scores)
+
 # %% ../nbs/12_stability.ipynb #05038f81
 @delegates(explanation_stability, but=['eps_min', 'scores'])
-def max_sensitivity(model:nn.Module, # the classifier, in model space
-                    method:Union[Callable, str], # `method(model, x, target=None, space=None)` -> maps, or its name
-                    x:Tensor, # images [B,C,H,W] in model space
-                    target:Union[int, Tensor, Callable, None]=None, # None: the class predicted for the clean image
-                    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                    radius:float=0.02, # half-width of the L∞ ball of the uniform noise, pixel units
-                    n:int=10, # perturbations per image
-                    seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
-                    chunk:Optional[int]=None, # images (clean and perturbed) per call of `method`; None: 64 (256 on CUDA)
-                    **kwargs)->Tensor: # one score per image [B] (per positive class for multi-hot targets)
+def max_sensitivity(
+    model:nn.Module, # the classifier, in model space
+    method:Union[Callable, str], # `method(model, x, target=None, space=None)` -> maps, or its name
+    x:Tensor, # images [B,C,H,W] in model space
+    target:Union[int, Tensor, Callable, None]=None, # None: the class predicted for the clean image
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model; None: identity
+    radius:float=0.02, # half-width of the L∞ ball of the uniform noise, pixel units
+    n:int=10, # perturbations per image
+    seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
+    chunk:Optional[int]=None, # images per `method` call, clean and perturbed; None: 64 (CUDA: 256)
+    **kwargs
+)->Tensor: # one score per image [B] (per positive class for multi-hot targets)
     "Max-sensitivity (Yeh et al. 2019): the largest change of the map, over its norm, among `n` perturbed copies"
     return explanation_stability(model, method, x, target, space, radius, n, seed, chunk,
                                  scores=['max_sensitivity'], **kwargs).max_sensitivity
 
+# %% ../nbs/12_stability.ipynb #c73ad7e6
 @delegates(explanation_stability, but=['eps_min', 'scores'])
-def avg_sensitivity(model:nn.Module, # the classifier, in model space
-                    method:Union[Callable, str], # `method(model, x, target=None, space=None)` -> maps, or its name
-                    x:Tensor, # images [B,C,H,W] in model space
-                    target:Union[int, Tensor, Callable, None]=None, # None: the class predicted for the clean image
-                    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                    radius:float=0.02, # half-width of the L∞ ball of the uniform noise, pixel units
-                    n:int=10, # perturbations per image
-                    seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
-                    chunk:Optional[int]=None, # images (clean and perturbed) per call of `method`; None: 64 (256 on CUDA)
-                    **kwargs)->Tensor: # one score per image [B] (per positive class for multi-hot targets)
+def avg_sensitivity(
+    model:nn.Module, # the classifier, in model space
+    method:Union[Callable, str], # `method(model, x, target=None, space=None)` -> maps, or its name
+    x:Tensor, # images [B,C,H,W] in model space
+    target:Union[int, Tensor, Callable, None]=None, # None: the class predicted for the clean image
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model; None: identity
+    radius:float=0.02, # half-width of the L∞ ball of the uniform noise, pixel units
+    n:int=10, # perturbations per image
+    seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
+    chunk:Optional[int]=None, # images per `method` call, clean and perturbed; None: 64 (CUDA: 256)
+    **kwargs
+)->Tensor: # one score per image [B] (per positive class for multi-hot targets)
     "Avg-sensitivity (Yeh et al. 2019): the mean change of the map, over its norm, among `n` perturbed copies"
     return explanation_stability(model, method, x, target, space, radius, n, seed, chunk,
                                  scores=['avg_sensitivity'], **kwargs).avg_sensitivity
 
+# %% ../nbs/12_stability.ipynb #e5cc552e
 @delegates(explanation_stability, but=['eps_min', 'relative', 'scores'])
-def local_lipschitz(model:nn.Module, # the classifier, in model space
-                    method:Union[Callable, str], # `method(model, x, target=None, space=None)` -> maps, or its name
-                    x:Tensor, # images [B,C,H,W] in model space
-                    target:Union[int, Tensor, Callable, None]=None, # None: the class predicted for the clean image
-                    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                    radius:float=0.02, # half-width of the L∞ ball of the uniform noise, pixel units
-                    n:int=10, # perturbations per image
-                    seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
-                    chunk:Optional[int]=None, # images (clean and perturbed) per call of `method`; None: 64 (256 on CUDA)
-                    **kwargs)->Tensor: # one score per image [B] (per positive class for multi-hot targets)
+def local_lipschitz(
+    model:nn.Module, # the classifier, in model space
+    method:Union[Callable, str], # `method(model, x, target=None, space=None)` -> maps, or its name
+    x:Tensor, # images [B,C,H,W] in model space
+    target:Union[int, Tensor, Callable, None]=None, # None: the class predicted for the clean image
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model; None: identity
+    radius:float=0.02, # half-width of the L∞ ball of the uniform noise, pixel units
+    n:int=10, # perturbations per image
+    seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
+    chunk:Optional[int]=None, # images per `method` call, clean and perturbed; None: 64 (CUDA: 256)
+    **kwargs
+)->Tensor: # one score per image [B] (per positive class for multi-hot targets)
     "Local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018): the largest ‖Δmap‖ / ‖Δx‖ among `n` perturbed copies"
     return explanation_stability(model, method, x, target, space, radius, n, seed, chunk,
                                  scores=['local_lipschitz'], **kwargs).local_lipschitz
 
+# %% ../nbs/12_stability.ipynb #22f56258
 @delegates(explanation_stability, but=['relative', 'keep_pred', 'scores'])
-def relative_input_stability(model:nn.Module, # the classifier, in model space
-                             method:Union[Callable, str], # `method(model, x, target=None, space=None)` -> maps, or its name
-                             x:Tensor, # images [B,C,H,W] in model space
-                             target:Union[int, Tensor, Callable, None]=None, # None: the class predicted for the clean image
-                             space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                             radius:float=0.02, # half-width of the L∞ ball of the uniform noise, pixel units
-                             n:int=10, # perturbations per image
-                             seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
-                             chunk:Optional[int]=None, # images (clean and perturbed) per call of `method`; None: 64 (256 on CUDA)
-                             keep_pred:bool=True, # only perturbations that keep the predicted class count (the definition)
-                             **kwargs)->Tensor: # one score per image [B]; NaN where every perturbation changed the class
+def relative_input_stability(
+    model:nn.Module, # the classifier, in model space
+    method:Union[Callable, str], # `method(model, x, target=None, space=None)` -> maps, or its name
+    x:Tensor, # images [B,C,H,W] in model space
+    target:Union[int, Tensor, Callable, None]=None, # None: the class predicted for the clean image
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model; None: identity
+    radius:float=0.02, # half-width of the L∞ ball of the uniform noise, pixel units
+    n:int=10, # perturbations per image
+    seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
+    chunk:Optional[int]=None, # images per `method` call, clean and perturbed; None: 64 (CUDA: 256)
+    keep_pred:bool=True, # only perturbations that keep the predicted class count (the definition)
+    **kwargs
+)->Tensor: # one score per image [B]; NaN where every perturbation changed the class
     "Relative input stability (Agarwal et al. 2022): the largest relative change of the map over that of the input"
     return explanation_stability(model, method, x, target, space, radius, n, seed, chunk,
-                                 keep_pred=keep_pred, scores=['relative_input_stability'], **kwargs).relative_input_stability
+                                 keep_pred=keep_pred, scores=['relative_input_stability'],
+                                 **kwargs).relative_input_stability
 
 # %% ../nbs/12_stability.ipynb #fb65c605
 @contextlib.contextmanager
-def softplus_surrogate(model:nn.Module, # the model whose `nn.ReLU` modules are swapped inside the block
-                       beta:float=10., # softplus sharpness: larger is closer to ReLU, with a sharper curvature
-                      ):
+def softplus_surrogate(
+    model:nn.Module, # the model whose `nn.ReLU` modules are swapped inside the block
+    beta:float=10., # softplus sharpness: larger is closer to ReLU, with a sharper curvature
+):
     "Inside the block every `nn.ReLU` of `model` is a `nn.Softplus(beta)`; yields {relu: softplus}; restored on exit"
     if not (isinstance(beta, numbers.Real) and not isinstance(beta, bool) and beta > 0):
         raise ValueError(f"`beta` (softplus sharpness) must be a number > 0, got {beta!r}")
-    slots = [(p, k, c) for p in model.modules() for k, c in p._modules.items() if isinstance(c, nn.ReLU)]
+    slots = [(p, k, c) for p in model.modules() for k, c in p._modules.items()
+             if isinstance(c, nn.ReLU)]
     swap = {}
     try:
         for p, k, c in slots:
@@ -286,7 +309,7 @@ def _draw(method, net, xp, t, space, ctx):
     N = len(xp)
     if isinstance(method, SmoothGrad):
         n = method.n
-        # the noise SmoothGrad itself draws for the original images, held fixed while the attack moves them
+        # the noise SmoothGrad draws for the original images, held fixed while the attack moves them
         rows = (xp[:, None] + ctx['sg_noise'] * ctx['sg_std']).flatten(0, 1)
         a = _draw(method.base, net, rows, _rep(t, n), space, ctx).view(N, n, *xp.shape[1:])
         if method.kind == 'mean': return a.mean(1)
@@ -303,10 +326,13 @@ def _draw(method, net, xp, t, space, ctx):
     if isinstance(method, Gradient): return _dgrad(net, xp, t, space)
     raise TypeError(f"a base of type {type(method).__name__} has no differentiable map here")
 
+# %% ../nbs/12_stability.ipynb #aa8790b2
 def _dcam(method, net, xp, t, space, layer):
     "The CAM-family map `[N,1,H,W]` at pixel rows `xp`, differentiable w.r.t. `xp` (through the layer's activation)"
     store = {}
-    def hook(m, i, o): store['a'] = o; return o.clone()   # downstream in-place ops cannot touch the stored activation
+    def hook(m, i, o):
+        store['a'] = o
+        return o.clone()   # downstream in-place ops cannot touch the stored activation
     h = layer.register_forward_hook(hook)
     try: out = plain(net(space.to_model(xp)))
     finally: h.remove()
@@ -318,27 +344,18 @@ def _dcam(method, net, xp, t, space, layer):
     if method.relu: cam = F.relu(cam)
     return F.interpolate(cam, size=xp.shape[-2:], mode='bilinear', align_corners=False)
 
+# %% ../nbs/12_stability.ipynb #55a8ac9c
 _GRADIENT_FAMILY = (Gradient, SmoothGrad, IntegratedGradients)
 _CAM_FAMILY = (GradCAM, GradCAMpp, CAM)
 
 def _supported(method):
     "Whether the attack can differentiate `method`'s map (a SmoothGrad of a SmoothGrad it cannot)"
-    if isinstance(method, SmoothGrad): return isinstance(method.base, _GRADIENT_FAMILY) and not isinstance(method.base, SmoothGrad)
+    if isinstance(method, SmoothGrad):
+        return isinstance(method.base, _GRADIENT_FAMILY) and not isinstance(method.base, SmoothGrad)
     return isinstance(method, _GRADIENT_FAMILY + _CAM_FAMILY)
 
+# %% ../nbs/12_stability.ipynb #934a418e
 def _mag(m): return m.abs().sum(1).flatten(1)     # the map's magnitude per pixel, [B, H*W]
-
-def _avg_ranks(v):
-    "Ranks 1..N along dim 1, ties given their average rank (as scipy.stats.rankdata), batched"
-    B, N = v.shape
-    s, order = v.sort(dim=1, stable=True)
-    idx = torch.arange(N, device=v.device).expand(B, N)
-    new = torch.ones_like(s, dtype=torch.bool); new[:, 1:] = s[:, 1:] != s[:, :-1]
-    end = torch.ones_like(new); end[:, :-1] = new[:, 1:]
-    first = torch.where(new, idx, torch.zeros_like(idx)).cummax(1).values
-    last = torch.where(end, idx, torch.full_like(idx, N)).flip(1).cummin(1).values.flip(1)
-    r = (first + last).double() / 2 + 1
-    return torch.empty_like(r).scatter_(1, order, r)
 
 def _corr(a, b):
     "Pearson correlation per row of [B,N] tensors (0 where either row is constant)"
@@ -348,34 +365,42 @@ def _corr(a, b):
 
 def _com(a, H, W):
     "Centre of mass (row, column) in pixels of magnitudes [B, H*W]"
-    ys, xs = torch.meshgrid(torch.arange(H, device=a.device, dtype=a.dtype), torch.arange(W, device=a.device, dtype=a.dtype),
-                            indexing='ij')
+    kw = dict(device=a.device, dtype=a.dtype)
+    ys, xs = torch.meshgrid(torch.arange(H, **kw), torch.arange(W, **kw), indexing='ij')
     s = a.sum(1, keepdim=True).clamp_min(1e-30)
     return torch.stack([(a * ys.flatten()).sum(1), (a * xs.flatten()).sum(1)], 1) / s
 
 def _kpix(k, N):
-    n = k if isinstance(k, numbers.Integral) and not isinstance(k, bool) else math.ceil(float(k) * N)
-    if not 1 <= n <= N: raise ValueError(f"`k` must select between 1 and {N} pixels (a fraction in (0,1] or an int), got {k!r}")
+    if isinstance(k, numbers.Integral) and not isinstance(k, bool): n = k
+    else: n = math.ceil(float(k) * N)
+    if not 1 <= n <= N:
+        raise ValueError(f"`k` must select between 1 and {N} pixels "
+                         f"(a fraction in (0,1] or an int), got {k!r}")
     return int(n)
 
-def topk_intersection(a:Tensor, # maps [B,1,H,W] (or [B,C,H,W]: magnitudes summed over channels)
-                      b:Tensor, # maps to compare with, same shape
-                      k:Union[float, int]=0.05, # a fraction of the pixels, or an int count
-                     )->Tensor: # the shared fraction of the top-k pixels, [B] in [0,1]
-    "Fraction of the `k` largest-magnitude pixels of `a` that are also among the `k` largest of `b` (Ghorbani et al. 2019)"
+# %% ../nbs/12_stability.ipynb #217dd8d8
+def topk_intersection(
+    a:Tensor, # maps [B,1,H,W] (or [B,C,H,W]: magnitudes summed over channels)
+    b:Tensor, # maps to compare with, same shape
+    k:Union[float, int]=0.05, # a fraction of the pixels, or an int count
+)->Tensor: # the shared fraction of the top-k pixels, [B] in [0,1]
+    "Fraction of the `k` largest-magnitude pixels of `a` also among the `k` largest of `b` (Ghorbani et al. 2019)"
     for name, m in (('a', a), ('b', b)):
-        if not isinstance(m, Tensor) or m.ndim != 4: raise ValueError(f"`{name}` must be maps [B,1,H,W], got {getattr(m, 'shape', type(m))}")
-    if a.shape != b.shape: raise ValueError(f"maps to compare differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+        if not isinstance(m, Tensor) or m.ndim != 4:
+            raise ValueError(f"`{name}` must be maps [B,1,H,W], got {getattr(m, 'shape', type(m))}")
+    if a.shape != b.shape:
+        raise ValueError(f"maps to compare differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
     A, Bm = _mag(plain(a).float()), _mag(plain(b).float())
     kk = _kpix(k, A.shape[1])
     hit = torch.zeros_like(A, dtype=torch.bool).scatter_(1, A.topk(kk, 1).indices, True)
     return hit.gather(1, Bm.topk(kk, 1).indices).float().mean(1)
 
+# %% ../nbs/12_stability.ipynb #9b3bb84c
 def _scores(m0, m1, k):
     "topk intersection, Spearman correlation and centre-of-mass shift (pixels) of maps m1 against m0, per image"
     H, W = m0.shape[-2:]
     a0, a1 = _mag(m0.float()), _mag(m1.float())
-    sp = _corr(_avg_ranks(a0.double()), _avg_ranks(a1.double())).float()
+    sp = _corr(avg_ranks(a0.double()), avg_ranks(a1.double())).float()
     return topk_intersection(m0, m1, k), sp, (_com(a1, H, W) - _com(a0, H, W)).norm(dim=1)
 
 # %% ../nbs/12_stability.ipynb #c2f0e570
@@ -389,10 +414,12 @@ def _layer_of(method, model, x):
     return layer
 
 def _sg_noise(method, xp):
-    "SmoothGrad's own noise for pixel images `xp` [B,n,C,H,W] and its per-image std [B,1,1,1,1] (as `SmoothGrad.raw` draws them)"
-    seeds = torch.randint(2**31, (len(xp),)) if method.seed is None else image_seeds(xp, method.seed)
+    "The noise [B,n,C,H,W] and std [B,1,1,1,1] `SmoothGrad.raw` draws for pixel images `xp` [B,C,H,W]"
+    if method.seed is None: seeds = torch.randint(2**31, (len(xp),))
+    else: seeds = image_seeds(xp, method.seed)
     gen, shape = torch.Generator(xp.device), (method.n, *xp.shape[1:])
-    noise = torch.stack([torch.randn(shape, generator=gen.manual_seed(s), device=xp.device, dtype=xp.dtype)
+    kw = dict(device=xp.device, dtype=xp.dtype)
+    noise = torch.stack([torch.randn(shape, generator=gen.manual_seed(s), **kw)
                          for s in seeds.tolist()])
     std = method.sigma * (xp.flatten(1).amax(1) - xp.flatten(1).amin(1))
     return noise, std.view(-1, 1, 1, 1, 1)
@@ -403,7 +430,45 @@ def _project(d, xp0, eps, norm):
     else: d = d * (eps / (_vnorm(d, 2.).view(-1, 1, 1, 1) + 1e-12)).clamp(max=1.)
     return (xp0 + d).clamp(0, 1) - xp0
 
-def _attack(model, method, x, t, space, eps, steps, norm, alpha, objective, k, beta, keep_logits, random_start, seed, back=True):
+def _start(xp_raw, xp0, eps, norm, random_start, seed):
+    "The first perturbation: none, or a point of the ball seeded per image (L2: at half the radius)"
+    if not random_start or eps == 0: d = torch.zeros_like(xp0)
+    elif norm == 'linf': d = perturbations(xp_raw, 1, eps, 'uniform', seed)[:, 0]
+    else:
+        g = perturbations(xp_raw, 1, 1., 'gaussian', seed)[:, 0]
+        d = g * (eps / 2 / (_vnorm(g, 2.).view(-1, 1, 1, 1) + 1e-12))
+    return _project(d, xp0, eps, norm)
+
+# %% ../nbs/12_stability.ipynb #a3145319
+def _reference(m0, k, xp_raw, seed):
+    "What the attack moves away from: the top-k set, ranks and centre of mass of the maps `m0`"
+    H, W = m0.shape[-2:]
+    a0 = _mag(m0)
+    K = _kpix(k, a0.shape[1])
+    top0 = torch.zeros_like(a0).scatter_(1, a0.topk(K, 1).indices, 1.)
+    r0, c0 = avg_ranks(a0.double()).float(), _com(a0, H, W)
+    # the centre-of-mass distance has no gradient where it is 0 (at the start):
+    # a per-image direction breaks the tie
+    ang = image_seeds(xp_raw, seed).to(a0) / 2**31 * (2 * math.pi)
+    tie = 1e-3 * torch.stack([ang.sin(), ang.cos()], 1)
+    return top0, r0, c0, tie, H, W
+
+def _gain(m, objective, ref):
+    "What the attack ascends, per image: a differentiable stand-in for the map's change"
+    top0, r0, c0, tie, H, W = ref
+    a = _mag(m)
+    # the mass left on the old top-k, or the correlation with the old ranks, pushed down
+    if objective == 'topk': return -(a * top0).sum(1) / a.sum(1).clamp_min(1e-12)
+    if objective == 'spearman': return -_corr(a, r0)
+    return (_com(a, H, W) - c0 + tie).norm(dim=1)
+
+def _crit(s, objective):
+    "The measure (lower: moved further) by which the objective judges the scores `s` of an iterate"
+    return s[0] if objective == 'topk' else s[1] if objective == 'spearman' else -s[2]
+
+# %% ../nbs/12_stability.ipynb #cabd8381
+def _attack(model, method, x, t, space, eps, steps, norm, alpha, objective, k, beta, keep_logits,
+            random_start, seed, back=True):
     "One batch of `fragility_attack` (model in eval mode, parameters frozen)"
     cam = isinstance(method, _CAM_FAMILY)
     with torch.no_grad(): pred0 = plain(model(x)).argmax(1)
@@ -411,139 +476,139 @@ def _attack(model, method, x, t, space, eps, steps, norm, alpha, objective, k, b
     xp0 = xp_raw.clamp(0, 1)
     tv = t.value
     m0 = _maps(method, model, x, tv, space, None, 'images')
-    H, W = m0.shape[-2:]
-    a0 = _mag(m0)
-    K = _kpix(k, a0.shape[1])
-    top0 = torch.zeros_like(a0).scatter_(1, a0.topk(K, 1).indices, 1.)
-    r0, c0 = _avg_ranks(a0.double()).float(), _com(a0, H, W)
-    # the centre-of-mass distance has no gradient where it is 0 (at the start): a per-image direction breaks the tie
-    ang = image_seeds(xp_raw, seed).to(a0) / 2**31 * (2 * math.pi)
-    tie = 1e-3 * torch.stack([ang.sin(), ang.cos()], 1)
-    ctx = dict(zip(('sg_noise', 'sg_std'), _sg_noise(method, xp_raw))) if isinstance(method, SmoothGrad) else {}
+    ref = _reference(m0, k, xp_raw, seed)
+    sg = isinstance(method, SmoothGrad)
+    ctx = dict(zip(('sg_noise', 'sg_std'), _sg_noise(method, xp_raw))) if sg else {}
     layer = _layer_of(method, model, x) if cam else None
 
-    def gain(m):
-        "What the attack ascends, per image: a differentiable stand-in for the map's change"
-        a = _mag(m)
-        if objective == 'topk': return -(a * top0).sum(1) / a.sum(1).clamp_min(1e-12)   # mass left on the old top-k
-        if objective == 'spearman': return -_corr(a, r0)   # correlation with the old ranks
-        return (_com(a, H, W) - c0 + tie).norm(dim=1)
-
-    def crit(s): return s[0] if objective == 'topk' else s[1] if objective == 'spearman' else -s[2]
-
-    surrogate = (lambda: softplus_surrogate(model, beta)) if beta is not None else (lambda: contextlib.nullcontext({}))
+    if beta is not None: surrogate = lambda: softplus_surrogate(model, beta)
+    else: surrogate = lambda: contextlib.nullcontext({})
     z0 = None
     if keep_logits:
         with surrogate(), torch.no_grad(): z0 = plain(model(x))
-    if not random_start or eps == 0: d = torch.zeros_like(xp0)
-    elif norm == 'linf': d = perturbations(xp_raw, 1, eps, 'uniform', seed)[:, 0]
-    else:
-        g = perturbations(xp_raw, 1, 1., 'gaussian', seed)[:, 0]
-        d = g * (eps / 2 / (_vnorm(g, 2.).view(-1, 1, 1, 1) + 1e-12))
-    d = _project(d, xp0, eps, norm)
+    d = _start(xp_raw, xp0, eps, norm, random_start, seed)
     best_d, best_m = torch.zeros_like(xp0), m0.clone()
-    best_s = [torch.ones(len(x), device=x.device), torch.ones(len(x), device=x.device), torch.zeros(len(x), device=x.device)]
-    best_c, moved = crit(best_s), torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    best_s = [torch.ones(len(x), device=x.device), torch.ones(len(x), device=x.device),
+              torch.zeros(len(x), device=x.device)]
+    best_c, moved = _crit(best_s, objective), torch.zeros(len(x), dtype=torch.bool, device=x.device)
     for _ in range(steps):
         d = d.detach().requires_grad_()
         with surrogate() as swap, torch.enable_grad():
             xp = xp0 + d
             if cam: m = _dcam(method, model, xp, t, space, swap.get(layer, layer))
             else: m = reduce_map(_draw(method, model, xp, t, space, ctx), method.reduce)
-            g = gain(m)
-            if keep_logits: g = g - keep_logits * ((plain(model(space.to_model(xp))) - z0) ** 2).sum(1)
-            grad = torch.autograd.grad(g.sum(), d, allow_unused=True)[0] if g.requires_grad else None
-        if grad is None: grad = torch.zeros_like(d)   # a map that does not depend on the image: nothing to follow
+            g = _gain(m, objective, ref)
+            if keep_logits:
+                g = g - keep_logits * ((plain(model(space.to_model(xp))) - z0) ** 2).sum(1)
+            grad = None
+            if g.requires_grad: grad = torch.autograd.grad(g.sum(), d, allow_unused=True)[0]
+        # a map that does not depend on the image: nothing to follow
+        if grad is None: grad = torch.zeros_like(d)
         if norm == 'linf': d = d.detach() + alpha * grad.sign()
         else: d = d.detach() + alpha * grad / (_vnorm(grad, 2.).view(-1, 1, 1, 1) + 1e-12)
         d = _project(d, xp0, eps, norm)
-        # every iterate is judged on the true model and map: kept only if the class stays and the map moved further
+        # every iterate is judged on the true model and map:
+        # kept only if the class stays and the map moved further
         xa = space.to_model(xp0 + d)
         with torch.no_grad(): ok = plain(model(xa)).argmax(1) == pred0
         m1 = _maps(method, model, xa, tv, space, None, 'attacked images')
         s = _scores(m0, m1, k)
-        upd = ok & (crit(s) < best_c)
-        best_c = torch.where(upd, crit(s), best_c)
+        upd = ok & (_crit(s, objective) < best_c)
+        best_c = torch.where(upd, _crit(s, objective), best_c)
         best_s = [torch.where(upd, a, b) for a, b in zip(s, best_s)]
         best_d[upd], best_m[upd] = d[upd], m1[upd]
         moved |= upd
-        # an iterate that changed the class goes halfway back to the best one that did not, and goes on from there
+        # an iterate that changed the class goes halfway back to the best one that did not,
+        # and goes on from there
         if back: d = torch.where(ok.view(-1, 1, 1, 1), d, (d + best_d) / 2)
     # images no iterate improved come back bit for bit as they were
     xa = torch.where(moved.view(-1, 1, 1, 1), space.to_model(xp0 + best_d), x)
     return xa.detach(), best_s, best_m, m0, moved
 
-def fragility_attack(model:nn.Module, # the classifier, in model space
-                     method:Union[Callable, str], # a gradient-family or CAM-family method (or its name)
-                     x:Tensor, # images [B,C,H,W] in model space
-                     target:Union[int, Tensor, Callable, None]=None, # the class the maps explain; None: the prediction
-                     space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                     eps:float=8/255, # radius of the budget in pixel units
-                     steps:int=20, # gradient steps
-                     norm:Literal['linf', 'l2']='linf', # the budget's ball
-                     step_size:Optional[float]=None, # step length in pixel units; None: 2.5·eps/steps
-                     objective:Literal['topk', 'spearman', 'center']='topk', # what the attack moves (see above)
-                     k:Union[float, int]=0.05, # the top-k set: a fraction of the pixels, or an int count
-                     # softplus sharpness of the ReLU surrogate; 'auto': 10 for gradient maps, none for CAMs; None: no surrogate
-                     beta:Union[float, Literal['auto'], None]='auto',
-                     keep_logits:Optional[float]=None, # weight of a penalty on the logits' squared change; None: no penalty
-                     random_start:bool=False, # start from a random point of the ball (seeded per image)
-                     seed:int=0, # seed of the random start, mixed with each image's pixels
-                     chunk:Optional[int]=None, # images per attack pass; None: all at once
-                    )->tuple: # `(x_adv, scores)`: images (model space); AttrDict `topk`, `spearman`, `center_shift`, `maps`, `ref`, `attacked`
+# %% ../nbs/12_stability.ipynb #2a04ebe8
+def fragility_attack(
+    model:nn.Module, # the classifier, in model space
+    method:Union[Callable, str], # a gradient-family or CAM-family method (or its name)
+    x:Tensor, # images [B,C,H,W] in model space
+    target:Union[int, Tensor, Callable, None]=None, # the class the maps explain; None: the prediction
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model; None: identity
+    eps:float=8/255, # radius of the budget in pixel units
+    steps:int=20, # gradient steps
+    norm:Literal['linf', 'l2']='linf', # the budget's ball
+    step_size:Optional[float]=None, # step length in pixel units; None: 2.5·eps/steps
+    objective:Literal['topk', 'spearman', 'center']='topk', # what the attack moves (see above)
+    k:Union[float, int]=0.05, # the top-k set: a fraction of the pixels, or an int count
+    # softplus sharpness of the ReLU surrogate, or None; 'auto': 10 for gradient maps, none for CAMs
+    beta:Union[float, Literal['auto'], None]='auto',
+    keep_logits:Optional[float]=None, # weight of a penalty on the logits' squared change; None: no penalty
+    random_start:bool=False, # start from a random point of the ball (seeded per image)
+    seed:int=0, # seed of the random start, mixed with each image's pixels
+    chunk:Optional[int]=None, # images per attack pass; None: all at once
+)->tuple: # `(x_adv, scores)`, scores `topk`, `spearman`, `center_shift`, `maps`, `ref`, `attacked`
     "PGD in pixel space that moves `method`'s map as far as it can from the original while the predicted class stays"
-    if not isinstance(model, nn.Module): raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
     method = _as_method(method)
     if not _supported(method):
-        raise TypeError(f"fragility_attack differentiates the map through the model: it supports Gradient, InputXGradient, "
-                        f"SmoothGrad (of those), IntegratedGradients, GradCAM, GradCAMpp and CAM, got {method!r}")
-    eps, steps = check_eps(eps), _check_int(steps, 'steps')
+        raise TypeError(f"fragility_attack differentiates the map through the model: it supports "
+                        f"Gradient, InputXGradient, SmoothGrad (of those), IntegratedGradients, "
+                        f"GradCAM, GradCAMpp and CAM, got {method!r}")
+    eps, steps = check_eps(eps), check_int(steps, 'steps')
     if norm not in ('linf', 'l2'): raise ValueError(f"`norm` must be 'linf' or 'l2', got {norm!r}")
     alpha = 2.5 * eps / steps if step_size is None else check_eps(step_size, 'step_size')
-    if objective not in _OBJECTIVES: raise ValueError(f"`objective` must be one of {_OBJECTIVES}, got {objective!r}")
+    if objective not in _OBJECTIVES:
+        raise ValueError(f"`objective` must be one of {_OBJECTIVES}, got {objective!r}")
     if not (beta is None or (isinstance(beta, str) and beta == 'auto') or
             (isinstance(beta, numbers.Real) and not isinstance(beta, bool) and beta > 0)):
-        raise ValueError(f"`beta` must be 'auto', None (no surrogate) or a softplus sharpness > 0, got {beta!r}")
+        raise ValueError(f"`beta` must be 'auto', None (no surrogate) or a softplus sharpness > 0, "
+                         f"got {beta!r}")
     if isinstance(beta, str): beta = None if isinstance(method, _CAM_FAMILY) else 10.
     if keep_logits is not None: keep_logits = check_eps(keep_logits, 'keep_logits')
-    chunk, seed = _check_chunk(chunk, 'images'), _check_seed(seed)
+    chunk, seed = check_chunk(chunk, 'images'), check_seed(seed)
     x, space = check_images(x).to(model_device(model)), as_space(space)
     _kpix(k, x.shape[-2] * x.shape[-1])
-    _pixels_in_range(space.to_pixel(x))
-    with preserve_state(model):
-        model.eval()
-        for p in model.parameters(): p.requires_grad_(False)
+    check_pixel_range(space.to_pixel(x))
+    with frozen(model):
         with torch.no_grad(): t = resolve_target(target, plain(model(x)))
         if t.kind == 'multi':
-            raise ValueError("fragility_attack explains one class per image: give class indices (LongTensor [B]) or "
-                             "None, e.g. one row per finding with `metrics.finding_pairs`")
+            raise ValueError("fragility_attack explains one class per image: give class indices "
+                             "(LongTensor [B]) or None, e.g. one row per finding with "
+                             "`metrics.finding_pairs`")
         outs, c = [], chunk or len(x)
         for a in range(0, len(x), c):
             tc = t if t.kind == 'fn' else Target('index', t.value[a:a + c])
-            outs.append(_attack(model, method, x[a:a + c], tc, space, eps, steps, norm, alpha, objective, k, beta,
-                                keep_logits, random_start, seed))
+            outs.append(_attack(model, method, x[a:a + c], tc, space, eps, steps, norm, alpha,
+                                objective, k, beta, keep_logits, random_start, seed))
     cat = lambda i: torch.cat([o[i] for o in outs])
     topk, sp, shift = (torch.cat([o[1][j] for o in outs]) for j in range(3))
-    return cat(0), AttrDict(topk=topk, spearman=sp, center_shift=shift, maps=cat(2), ref=cat(3), attacked=cat(4))
+    return cat(0), AttrDict(topk=topk, spearman=sp, center_shift=shift,
+                            maps=cat(2), ref=cat(3), attacked=cat(4))
 
 # %% ../nbs/12_stability.ipynb #a7ecd36e
 @delegates(fragility_attack, but=['eps', 'step_size'])
-def fragility_curve(model:nn.Module, # the classifier, in model space
-                    method:Union[Callable, str], # a gradient-family or CAM-family method (or its name)
-                    x:Tensor, # images [B,C,H,W] in model space
-                    target:Union[int, Tensor, Callable, None]=None, # the class the maps explain; None: the prediction
-                    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model conversion; None: identity
-                    eps:Sequence[float]=(1/255, 2/255, 4/255, 8/255), # the budgets, pixel units
-                    **kwargs)->AttrDict: # `eps` [E] and the scores `topk`, `spearman`, `center_shift` [E,B]
+def fragility_curve(
+    model:nn.Module, # the classifier, in model space
+    method:Union[Callable, str], # a gradient-family or CAM-family method (or its name)
+    x:Tensor, # images [B,C,H,W] in model space
+    target:Union[int, Tensor, Callable, None]=None, # the class the maps explain; None: the prediction
+    space:Union[InputSpace, DataLoaders, Learner, None]=None, # pixel<->model; None: identity
+    eps:Sequence[float]=(1/255, 2/255, 4/255, 8/255), # the budgets, pixel units
+    **kwargs
+)->AttrDict: # `eps` [E] and the scores `topk`, `spearman`, `center_shift` [E,B]
     "`fragility_attack` at each budget in `eps`: per image, the best attack found within each budget, as `[E,B]` curves"
-    eps = [check_eps(e) for e in (eps if isinstance(eps, (list, tuple)) else plain(torch.as_tensor(eps)).flatten().tolist())]
+    if not isinstance(eps, (list, tuple)): eps = plain(torch.as_tensor(eps)).flatten().tolist()
+    eps = [check_eps(e) for e in eps]
     if not eps: raise ValueError("`eps` must hold at least one budget")
     res = [fragility_attack(model, method, x, target, space, eps=e, **kwargs)[1] for e in eps]
-    # a perturbation inside a smaller ball is inside the larger one: each budget keeps the best found up to it
-    key = dict(topk=lambda r: r.topk, spearman=lambda r: r.spearman, center=lambda r: -r.center_shift)
+    # a perturbation inside a smaller ball is inside the larger one:
+    # each budget keeps the best found up to it
+    key = dict(topk=lambda r: r.topk, spearman=lambda r: r.spearman,
+               center=lambda r: -r.center_shift)
     crit = key[kwargs.get('objective', 'topk')]
     for i in range(1, len(res)):
         if eps[i] < eps[i - 1]: continue
         prev = crit(res[i - 1]) < crit(res[i])
-        for k in ('topk', 'spearman', 'center_shift'): res[i][k] = torch.where(prev, res[i - 1][k], res[i][k])
-    return AttrDict(eps=torch.tensor(eps), **{k: torch.stack([r[k] for r in res]) for k in ('topk', 'spearman', 'center_shift')})
+        for k in ('topk', 'spearman', 'center_shift'):
+            res[i][k] = torch.where(prev, res[i - 1][k], res[i][k])
+    curves = {k: torch.stack([r[k] for r in res]) for k in ('topk', 'spearman', 'center_shift')}
+    return AttrDict(eps=torch.tensor(eps), **curves)

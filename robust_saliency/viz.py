@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 import matplotlib.pyplot as plt
+from fastcore.basics import patch
 from fastcore.meta import delegates
 from .core import plain, as_space, check_images, expand_multi, Target, InputSpace
-from .saliency import get_method, SaliencyMethod, _named_methods
+from .saliency import get_method, SaliencyMethod, named_methods
 from .metrics import gini
 
 # %% auto #0
@@ -27,7 +28,7 @@ def _is_signed(m: Tensor) -> bool: return bool((m < 0).any())
 
 def scale_map(m:Tensor, # saliency maps `[...,H,W]`
               clip:float=99., # percentile of |m| (per map) that becomes 1, in (0, 100]; 100: the maximum
-              signed:Optional[bool]=None, # keep the sign (scale to [-1,1]); None: signed if the map has negative values
+              signed:Optional[bool]=None, # keep the sign ([-1,1]); None: if any value < 0
              )->Tensor: # maps of the same shape in [0,1] (unsigned) or [-1,1] (signed)
     "Maps scaled for display, each by its `clip` percentile of |m|"
     m = plain(m).detach().float()
@@ -42,7 +43,7 @@ def scale_map(m:Tensor, # saliency maps `[...,H,W]`
 
 # %% ../nbs/08_viz.ipynb #b15faef6
 def to_image(x:Tensor, # a model-space image `[C,H,W]` or batch `[B,C,H,W]`
-             space:Optional[InputSpace]=None, # pixel<->model conversion (or a `DataLoaders`); None: identity
+             space:Optional[InputSpace]=None, # pixel<->model (or a `DataLoaders`); None: identity
             )->Tensor: # pixel image(s) `[(B,)H,W,3]` in [0,1], channels last, on the CPU
     "De-normalise model-space images to pixel space for display"
     x = plain(x).detach()
@@ -60,21 +61,26 @@ def _outline(mask: Tensor) -> Tensor:
 
 def overlay(img:Tensor, # pixel image `[H,W,3]` in [0,1] (see `to_image`)
             smap:Tensor, # one saliency map `[H,W]` (or `[1,H,W]`)
-            signed:Optional[bool]=None, # diverging colours for a signed map; None: signed if it has negative values
+            signed:Optional[bool]=None, # diverging colours; None: if any value is negative
             clip:float=99., # display percentile (see `scale_map`)
             alpha:float=0.6, # opacity of the map where the saliency is largest
-            cmap:Optional[str]=None, # matplotlib colour map; None: `'RdBu_r'` (signed) or `'inferno'`
-            mask:Optional[Tensor]=None, # region `[H,W]` to outline (e.g. the lesion); None: no outline
+            cmap:Optional[str]=None, # colour map; None: `'RdBu_r'` (signed) or `'inferno'`
+            mask:Optional[Tensor]=None, # region `[H,W]` to outline (e.g. the lesion); None: none
             mask_color:tuple=(0., 1., 0.), # RGB of the outline
             scale:int=1, # upsampling factor of the result (nearest neighbour)
            )->np.ndarray: # RGB float array `[H*scale,W*scale,3]`
     "The image with the saliency map blended on, and the mask outlined"
-    img, smap = plain(torch.as_tensor(img)).float().cpu(), plain(torch.as_tensor(smap)).float().cpu()
-    smap = smap.reshape(smap.shape[-2:]) if smap.ndim > 2 and smap.shape[:-2].numel() == 1 else smap
-    if smap.ndim != 2: raise ValueError(f"`smap` must be one map [H,W] (or [1,H,W]), got shape {tuple(smap.shape)}")
+    img = plain(torch.as_tensor(img)).float().cpu()
+    smap = plain(torch.as_tensor(smap)).float().cpu()
+    one_map = smap.ndim > 2 and smap.shape[:-2].numel() == 1
+    smap = smap.reshape(smap.shape[-2:]) if one_map else smap
+    if smap.ndim != 2:
+        raise ValueError("`smap` must be one map [H,W] (or [1,H,W]), "
+                         f"got shape {tuple(smap.shape)}")
     if img.ndim != 3 or img.shape[-1] not in (1, 3):
         raise ValueError(f"`img` must be [H,W,3] in [0,1] (use `to_image`), got {tuple(img.shape)}")
-    if img.shape[:2] != smap.shape: raise ValueError(f"image {tuple(img.shape[:2])} and map {tuple(smap.shape)} sizes differ")
+    if img.shape[:2] != smap.shape:
+        raise ValueError(f"image {tuple(img.shape[:2])} and map {tuple(smap.shape)} sizes differ")
     if signed is None: signed = _is_signed(smap)
     s = scale_map(smap, clip, signed)
     cm = plt.get_cmap(cmap or ('RdBu_r' if signed else 'inferno'))
@@ -94,10 +100,10 @@ def show_overlay(img:Tensor, # pixel image `[H,W,3]` in [0,1] (see `to_image`)
                  smap:Tensor, # one saliency map `[H,W]` (or `[1,H,W]`)
                  ax:Optional[plt.Axes]=None, # where to draw; None: a new 3×3-inch figure
                  title:Optional[str]=None, # axis title
-                 signed:Optional[bool]=None, # diverging colours for a signed map; None: signed if it has negative values
+                 signed:Optional[bool]=None, # diverging colours; None: if any value is negative
                  clip:float=99., # display percentile (see `scale_map`)
                  alpha:float=0.7, # opacity of the map where the saliency is largest
-                 cmap:Optional[str]=None, # matplotlib colour map; None: `'RdBu_r'` (signed) or `'inferno'`
+                 cmap:Optional[str]=None, # colour map; None: `'RdBu_r'` (signed) or `'inferno'`
                  mask:Optional[Tensor]=None, # region `[H,W]` drawn as a thin contour; None: none
                  mask_color:str='lime', # matplotlib colour of the contour
                  **kwargs)->plt.Axes: # the axis drawn on
@@ -107,11 +113,14 @@ def show_overlay(img:Tensor, # pixel image `[H,W,3]` in [0,1] (see `to_image`)
     if mask is not None:
         mk = plain(torch.as_tensor(mask)).float().cpu()
         mk = mk.reshape(mk.shape[-2:])
-        # `scale` enlarges the drawn image: pixel j's centre moves to j·scale + (scale-1)/2, so the contour must follow
+        # `scale` enlarges the drawn image: pixel j's centre moves to j·scale + (scale-1)/2, so the
+        # contour must follow
         s = kwargs.get('scale', 1)
         xs, ys = (torch.arange(n) * s + (s - 1) / 2 for n in (mk.shape[1], mk.shape[0]))
-        ax.contour(xs.numpy(), ys.numpy(), mk.numpy(), levels=[0.5], colors=mask_color, linewidths=0.8)
-    ax.set_xticks([]); ax.set_yticks([])
+        ax.contour(xs.numpy(), ys.numpy(), mk.numpy(), levels=[0.5], colors=mask_color,
+                   linewidths=0.8)
+    ax.set_xticks([])
+    ax.set_yticks([])
     if title: ax.set_title(title, fontsize=9)
     return ax
 
@@ -119,14 +128,17 @@ def show_overlay(img:Tensor, # pixel image `[H,W,3]` in [0,1] (see `to_image`)
 def _named(d, what):
     if isinstance(d, dict): return d
     items = d if isinstance(d, (list, tuple)) else [d]
-    if what == 'methods': return _named_methods(items)   # unique names, as SaliencyCallback's columns
+    # unique names, as SaliencyCallback's columns
+    if what == 'methods': return named_methods(items)
     return {f'model{i}': m for i, m in enumerate(items)}
 
-def saliency_maps(models:Union[dict, list, nn.Module], # `{name: model}`, or models (named `model0`, `model1`, ...)
-                  methods:Union[dict, list, str, SaliencyMethod], # `{name: method}`, or methods / method names (named after the method)
+def saliency_maps(models:Union[dict, list, nn.Module], # `{name: model}`, or models (`model0`, ...)
+                  # `{name: method}`, or methods / method names (named after the method)
+                  methods:Union[dict, list, str, SaliencyMethod],
                   x:Tensor, # images `[B,C,H,W]` in model space
-                  target:Optional[Union[int, Tensor, Callable]]=None, # what to explain: None: the predicted class; an int, labels `[B]` or multi-hot `[B,C]`
-                  space:Optional[InputSpace]=None, # pixel<->model conversion (or a `DataLoaders`); None: identity
+                  # None: the predicted class; an int, labels `[B]` or multi-hot `[B,C]`
+                  target:Optional[Union[int, Tensor, Callable]]=None,
+                  space:Optional[InputSpace]=None, # pixel<->model (or a `DataLoaders`); None: identity
                  )->dict: # `{(model_name, method_name): maps [B,1,H,W]}` on the CPU
     "The maps of every model for every method"
     models, methods = _named(models, 'models'), _named(methods, 'methods')
@@ -135,35 +147,46 @@ def saliency_maps(models:Union[dict, list, nn.Module], # `{name: model}`, or mod
 
 # %% ../nbs/08_viz.ipynb #899551fb
 def _grid_masks(masks, rows, cls, B, C, hw):
-    "One mask per grid row: per-image masks `[B,...,H,W]` follow their image, per-class masks `[B,C,(1,)H,W]` their (image, class)"
-    m = plain(torch.stack([torch.as_tensor(k) for k in masks]) if isinstance(masks, (list, tuple)) else torch.as_tensor(masks)).cpu()
+    "A mask per grid row: per-image masks follow their image, per-class masks their (image, class)"
+    if isinstance(masks, (list, tuple)): m = torch.stack([torch.as_tensor(k) for k in masks])
+    else: m = torch.as_tensor(masks)
+    m = plain(m).cpu()
     n = m[0].numel() if len(m) == B else None
     if cls is not None and C > 1 and n == C * hw[0] * hw[1]: return m.reshape(B, C, *hw)[rows, cls]
     if n == hw[0] * hw[1]: return m.reshape(B, *hw)[rows]
-    raise ValueError(f"`masks` {tuple(m.shape)} must hold one mask [H,W]=[{hw[0]},{hw[1]}] per image"
-                     + (f" or one per class [{B},{C},{hw[0]},{hw[1]}]" if cls is not None else "") + f" for the {B} images")
+    per_class = f" or one per class [{B},{C},{hw[0]},{hw[1]}]" if cls is not None else ""
+    raise ValueError(f"`masks` {tuple(m.shape)} must hold one mask [H,W]=[{hw[0]},{hw[1]}] "
+                     "per image" + per_class + f" for the {B} images")
 
-def plot_grid(models:Union[dict, list, nn.Module], # `{name: model}`, or models (named `model0`, ...)
-              methods:Union[dict, list, str, SaliencyMethod], # `{name: method}`, or methods / method names
+# %% ../nbs/08_viz.ipynb #3e7560b3
+def plot_grid(models:Union[dict, list, nn.Module], # `{name: model}`, or models (`model0`, ...)
+              methods:Union[dict, list, str, SaliencyMethod], # `{name: method}`, or methods / names
               x:Tensor, # images `[B,C,H,W]` in model space
-              target:Optional[Union[int, Tensor, Callable]]=None, # what to explain (see `saliency_maps`); multi-hot `[B,C]`: a row per positive class
-              space:Optional[InputSpace]=None, # pixel<->model conversion (or a `DataLoaders`); None: identity
-              masks:Optional[Tensor]=None, # regions to outline: per image `[B,(1,)H,W]` or per class `[B,C,(1,)H,W]`
-              maps:Optional[dict]=None, # maps from `saliency_maps` (one per row); None: computed here
+              # what to explain (see `saliency_maps`); multi-hot `[B,C]`: a row per positive class
+              target:Optional[Union[int, Tensor, Callable]]=None,
+              space:Optional[InputSpace]=None, # pixel<->model (or a `DataLoaders`); None: identity
+              # regions to outline: per image `[B,(1,)H,W]` or per class `[B,C,(1,)H,W]`
+              masks:Optional[Tensor]=None,
+              maps:Optional[dict]=None, # from `saliency_maps` (one per row); None: computed here
               clip:float=99., # display percentile (see `scale_map`)
               alpha:float=0.7, # opacity of the maps
               size:float=2.0, # inches per panel
               titles:Optional[Sequence]=None, # a row label per image (e.g. its class name)
-              classes:Optional[Sequence[str]]=None, # class names for the rows of a multi-hot `target`
+              classes:Optional[Sequence[str]]=None, # class names (rows of a multi-hot `target`)
              )->plt.Figure:
-    "Rows: images (one per positive class for a multi-hot `target`); columns: the image, then each model's map per method"
+    "Rows: images (or their positive classes); columns: the image, then a map per (model, method)"
     x = check_images(x)
     models, methods = _named(models, 'models'), _named(methods, 'methods')
-    t = plain(target) if isinstance(target, Tensor) else torch.as_tensor(target) if isinstance(target, (list, tuple)) else None
+    if isinstance(target, Tensor): t = plain(target)
+    elif isinstance(target, (list, tuple)): t = torch.as_tensor(target)
+    else: t = None
     rows, cls = torch.arange(len(x)), None
     if t is not None and t.ndim == 2:
-        # the methods return one map per positive class of each image, in `expand_multi`'s order: one row for each
-        if len(t) != len(x): raise ValueError(f"multi-hot `target` has {len(t)} rows for {len(x)} images; give one per image")
+        # the methods return one map per positive class of each image, in `expand_multi`'s order:
+        # one row for each
+        if len(t) != len(x):
+            raise ValueError(f"multi-hot `target` has {len(t)} rows for {len(x)} images; "
+                             "give one per image")
         _, tc, rows = expand_multi(x, Target('multi', t.float()))
         rows, cls = rows.cpu(), tc.value.cpu()
     maps = maps if maps is not None else saliency_maps(models, methods, x, target, space)
@@ -175,16 +198,21 @@ def plot_grid(models:Union[dict, list, nn.Module], # `{name: model}`, or models 
     imgs = to_image(x, space)
     C = None if cls is None else t.shape[1]
     mks = None if masks is None else _grid_masks(masks, rows, cls, len(x), C, imgs.shape[1:3])
-    R = len(rows)
-    fig, axs = plt.subplots(R, len(cols) + 1, figsize=(size * (len(cols) + 1), size * R), squeeze=False)
+    R, nc = len(rows), len(cols) + 1
+    fig, axs = plt.subplots(R, nc, figsize=(size * nc, size * R), squeeze=False)
     for r, i in enumerate(rows.tolist()):
         mk = None if mks is None else mks[r]
-        ax = axs[r, 0]; ax.imshow(imgs[i]); ax.set_xticks([]); ax.set_yticks([])
-        if mk is not None: ax.contour(mk.float().numpy(), levels=[0.5], colors='lime', linewidths=0.8)
+        ax = axs[r, 0]
+        ax.imshow(imgs[i])
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if mk is not None:
+            ax.contour(mk.float().numpy(), levels=[0.5], colors='lime', linewidths=0.8)
         label = None if titles is None else str(titles[i])
         if cls is not None:
             c = int(cls[r])
-            label = f"{label if label is not None else f'#{i}'} · {classes[c] if classes is not None else f'class {c}'}"
+            name = classes[c] if classes is not None else f'class {c}'
+            label = f"{label if label is not None else f'#{i}'} · {name}"
         if label is not None: ax.set_ylabel(label, fontsize=8)
         for j, c in enumerate(cols):
             show_overlay(imgs[i], maps[c][r], ax=axs[r, j + 1], clip=clip, alpha=alpha, mask=mk)
@@ -196,14 +224,15 @@ def plot_grid(models:Union[dict, list, nn.Module], # `{name: model}`, or models 
 # %% ../nbs/08_viz.ipynb #1fb85305
 def plot_epochs(cb:SaliencyCallback, # a `SaliencyCallback` that was fitted with `keep_maps=True`
                 idx:Union[int, Sequence[int]]=(0,), # probe images to show
-                methods:Optional[Sequence[str]]=None, # method names (its columns); None: all it kept
-                space:Optional[InputSpace]=None, # pixel<->model conversion; None: the one of the fit
+                methods:Optional[Sequence[str]]=None, # its method columns; None: all it kept
+                space:Optional[InputSpace]=None, # pixel<->model conversion; None: the fit's
                 clip:float=99., # display percentile (see `scale_map`)
                 alpha:float=0.7, # opacity of the maps
                 size:float=1.8, # inches per panel
                )->plt.Figure:
-    "Maps kept by a `SaliencyCallback` across epochs for probe images `idx`; titles give each map's Gini index"
-    if not getattr(cb, 'maps', None): raise ValueError("this callback kept no maps: fit with it first (and `keep_maps=True`)")
+    "Maps a `SaliencyCallback` kept across epochs for probe images `idx`, titled with their Gini index"
+    if not getattr(cb, 'maps', None):
+        raise ValueError("this callback kept no maps: fit with it first (and `keep_maps=True`)")
     idx = [idx] if isinstance(idx, int) else list(idx)
     epochs = sorted(cb.maps)
     methods = methods or list(cb.maps[epochs[-1]])
@@ -212,11 +241,16 @@ def plot_epochs(cb:SaliencyCallback, # a `SaliencyCallback` that was fitted with
     nr, nc = len(idx) * len(methods), len(epochs) + 1
     fig, axs = plt.subplots(nr, nc, figsize=(size * nc, size * nr), squeeze=False)
     for r, (i, k) in enumerate([(i, k) for i in range(len(idx)) for k in methods]):
-        ax = axs[r, 0]; ax.imshow(imgs[i]); ax.set_xticks([]); ax.set_yticks([]); ax.set_ylabel(f'#{idx[i]} {k}', fontsize=8)
+        ax = axs[r, 0]
+        ax.imshow(imgs[i])
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(f'#{idx[i]} {k}', fontsize=8)
         for j, e in enumerate(epochs):
             mp = cb.maps[e][k][idx[i]]
-            show_overlay(imgs[i], mp, ax=axs[r, j + 1], clip=clip, alpha=alpha, mask=None if masks is None else masks[i],
-                         title=f"{'init' if e < 0 else f'epoch {e}'}\ngini {gini(mp[None]).item():.2f}")
+            title = f"{'init' if e < 0 else f'epoch {e}'}\ngini {gini(mp[None]).item():.2f}"
+            show_overlay(imgs[i], mp, ax=axs[r, j + 1], clip=clip, alpha=alpha,
+                         mask=None if masks is None else masks[i], title=title)
     fig.tight_layout()
     return fig
 
@@ -224,106 +258,133 @@ def plot_epochs(cb:SaliencyCallback, # a `SaliencyCallback` that was fitted with
 class SaliencyExplorer:
     "ipywidgets explorer: pick image, method and model; shows the saliency overlay (CSS classes `rs-overlay`, ...)"
     def __init__(self,
-                 models:Union[dict, list, nn.Module], # `{name: model}`, or models (named `model0`, ...)
+                 models:Union[dict, list, nn.Module], # `{name: model}`, or models (`model0`, ...)
                  x:Tensor, # images `[B,C,H,W]` in model space
-                 methods:Union[dict, list, str, SaliencyMethod]=('gradient', 'smoothgrad', 'gradcam'), # `{name: method}`, or methods / names
-                 target:Optional[Union[int, Tensor, Callable]]=None, # what to explain: None: predicted class; int, labels `[B]`, multi-hot `[B,C]`
-                 space:Optional[InputSpace]=None, # pixel<->model conversion (or a `DataLoaders`); None: identity
-                 masks:Optional[Tensor]=None, # a region `[B,(1,)H,W]` per image to outline; None: none
+                 # `{name: method}`, or methods / names
+                 methods:Union[dict, list, str, SaliencyMethod]=('gradient', 'smoothgrad', 'gradcam'),
+                 # what to explain: None: predicted class; int, labels `[B]`, multi-hot `[B,C]`
+                 target:Optional[Union[int, Tensor, Callable]]=None,
+                 space:Optional[InputSpace]=None, # pixel<->model (or a `DataLoaders`); None: identity
+                 masks:Optional[Tensor]=None, # a region `[B,(1,)H,W]` per image to outline
                  scale:int=4, # upsampling of the displayed overlay
                  clip:float=99., # initial display percentile (a slider)
                  alpha:float=0.6, # initial opacity (a slider)
-                 classes:Optional[Sequence[str]]=None, # class names for the class dropdown of a multi-hot `target`
+                 classes:Optional[Sequence[str]]=None, # class names, for a multi-hot `target`
                 ):
         import ipywidgets as W
         self.models = _named(models, 'models')
         self.methods = {k: get_method(v) for k, v in _named(methods, 'methods').items()}
-        self.x, self.space, self.masks, self.target, self.scale, self.classes = check_images(x), space, masks, target, scale, classes
+        self.x = check_images(x)
+        self.space, self.masks, self.target = space, masks, target
+        self.scale, self.classes = scale, classes
         self.multi = isinstance(target, Tensor) and target.ndim == 2
         if self.multi and len(target) != len(self.x):
             raise ValueError(f"multi-hot `target` has {len(target)} rows for {len(self.x)} images")
         self.imgs, self._cache = to_image(self.x, space), {}
-        self.image = W.IntSlider(value=0, min=0, max=len(self.x) - 1, description='image', continuous_update=False)
+        self.image = W.IntSlider(value=0, min=0, max=len(self.x) - 1, description='image',
+                                 continuous_update=False)
         self.method = W.Dropdown(options=list(self.methods), description='method')
         self.model = W.Dropdown(options=list(self.models), description='model')
-        self.alpha = W.FloatSlider(value=alpha, min=0., max=1., step=0.05, description='opacity', continuous_update=False)
-        self.clip = W.FloatSlider(value=clip, min=50., max=100., step=0.5, description='clip %', continuous_update=False)
-        self.cls = W.Dropdown(options=self._cls_options(0), description='class') if self.multi else None
-        self.overlay = W.Image(format='png', layout=W.Layout(width=f'{self.imgs.shape[2] * scale}px'))
+        self.alpha = W.FloatSlider(value=alpha, min=0., max=1., step=0.05, description='opacity',
+                                   continuous_update=False)
+        self.clip = W.FloatSlider(value=clip, min=50., max=100., step=0.5, description='clip %',
+                                  continuous_update=False)
+        self.cls = None
+        if self.multi: self.cls = W.Dropdown(options=self._cls_options(0), description='class')
+        width = f'{self.imgs.shape[2] * scale}px'
+        self.overlay = W.Image(format='png', layout=W.Layout(width=width))
         self.label, self._busy = W.HTML(), False
-        for w, c in ((self.image, 'rs-image-index'), (self.method, 'rs-method'), (self.model, 'rs-model'),
-                     (self.cls, 'rs-class'), (self.alpha, 'rs-alpha'), (self.clip, 'rs-clip'),
-                     (self.overlay, 'rs-overlay'), (self.label, 'rs-label')):
+        for w, c in ((self.image, 'rs-image-index'), (self.method, 'rs-method'),
+                     (self.model, 'rs-model'), (self.cls, 'rs-class'), (self.alpha, 'rs-alpha'),
+                     (self.clip, 'rs-clip'), (self.overlay, 'rs-overlay'),
+                     (self.label, 'rs-label')):
             if w is None: continue
             w.add_class(c)
-            if w not in (self.overlay, self.label, self.image): w.observe(lambda ch: self.update(), names='value')
+            if w not in (self.overlay, self.label, self.image):
+                w.observe(lambda ch: self.update(), names='value')
         self.image.observe(lambda ch: self._on_image(), names='value')
-        self.widget = W.VBox([W.HBox([self.image, self.model, self.method] + ([self.cls] if self.multi else [])),
-                              W.HBox([self.alpha, self.clip]), self.overlay, self.label])
+        controls = [self.image, self.model, self.method] + ([self.cls] if self.multi else [])
+        self.widget = W.VBox([W.HBox(controls), W.HBox([self.alpha, self.clip]),
+                              self.overlay, self.label])
         self.widget.add_class('rs-explorer')
         self.update()
 
-    def _cls_options(self, i):
-        "(name, class index) of image `i`'s positive findings; (`'predicted'`, -1) if it has none"
-        pos = (plain(self.target[i]) > 0).nonzero().flatten().tolist()
-        return [(str(self.classes[c]) if self.classes is not None else str(c), c) for c in pos] or [('predicted', -1)]
-
-    def _on_image(self):
-        "A new image: its own findings in the class dropdown (without a redraw per option change), then one redraw"
-        if self.multi:
-            self._busy = True
-            try: self.cls.options = self._cls_options(self.image.value)
-            finally: self._busy = False
-        self.update()
-
-    def map(self,
-            i:int, # index of the image in `x`
-            model:str, # model name
-            method:str, # method name
-            cls:Optional[int]=None, # class to explain (multi-hot `target`); -1: predicted; None: the first finding
-           )->Tensor: # saliency map `[1,H,W]` on the CPU
-        "Saliency map of image `i` for `model` and `method`, computed once and cached"
-        if self.multi and cls is None: cls = self._cls_options(i)[0][1]
-        key = (i, model, method, cls)
-        if key not in self._cache:
-            t = self.target
-            if self.multi: t = None if cls == -1 else torch.tensor([cls])
-            elif isinstance(t, Tensor) and t.ndim >= 1: t = t[i:i + 1]
-            m = self.methods[method](self.models[model], self.x[i:i + 1], target=t, space=self.space)
-            self._cache[key] = m[0].cpu()
-        return self._cache[key]
-
-    def _current(self): return self.image.value, self.model.value, self.method.value, self.cls.value if self.multi else None
-
-    def render(self) -> np.ndarray:
-        "The current overlay as an RGB array"
-        i = self.image.value
-        mk = None if self.masks is None else self.masks[i]
-        return overlay(self.imgs[i], self.map(*self._current()), clip=self.clip.value,
-                       alpha=self.alpha.value, mask=mk, scale=self.scale)
-
-    def update(self):
-        "Redraw the overlay (called on every widget change)"
-        if self._busy: return
-        from PIL import Image
-        buf = io.BytesIO()
-        Image.fromarray((self.render() * 255).round().astype(np.uint8)).save(buf, format='png')
-        self.overlay.value = buf.getvalue()
-        m = self.map(*self._current())
-        c = f" · {self.cls.label}" if self.multi else ''
-        self.label.value = (f"image {self.image.value} · {self.model.value} · {self.method.value}{c}"
-                            f" · max {m.abs().max().item():.3g}")
-
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
+
+# %% ../nbs/08_viz.ipynb #ca6d263b
+@patch
+def _cls_options(self:SaliencyExplorer, i):
+    "(name, class index) of image `i`'s positive findings; (`'predicted'`, -1) if it has none"
+    pos = (plain(self.target[i]) > 0).nonzero().flatten().tolist()
+    names = [str(self.classes[c]) if self.classes is not None else str(c) for c in pos]
+    return list(zip(names, pos)) or [('predicted', -1)]
+
+@patch
+def _on_image(self:SaliencyExplorer):
+    "A new image: its own findings in the class dropdown (without a redraw per option change), then one redraw"
+    if self.multi:
+        self._busy = True
+        try: self.cls.options = self._cls_options(self.image.value)
+        finally: self._busy = False
+    self.update()
+
+# %% ../nbs/08_viz.ipynb #389bbd7c
+@patch
+def map(self:SaliencyExplorer,
+        i:int, # index of the image in `x`
+        model:str, # model name
+        method:str, # method name
+        cls:Optional[int]=None, # class to explain (multi-hot `target`); -1: predicted; None: the first finding
+       )->Tensor: # saliency map `[1,H,W]` on the CPU
+    "Saliency map of image `i` for `model` and `method`, computed once and cached"
+    if self.multi and cls is None: cls = self._cls_options(i)[0][1]
+    key = (i, model, method, cls)
+    if key not in self._cache:
+        t = self.target
+        if self.multi: t = None if cls == -1 else torch.tensor([cls])
+        elif isinstance(t, Tensor) and t.ndim >= 1: t = t[i:i + 1]
+        m = self.methods[method](self.models[model], self.x[i:i + 1], target=t,
+                                 space=self.space)
+        self._cache[key] = m[0].cpu()
+    return self._cache[key]
+
+@patch
+def _current(self:SaliencyExplorer):
+    cls = self.cls.value if self.multi else None
+    return self.image.value, self.model.value, self.method.value, cls
+
+# %% ../nbs/08_viz.ipynb #c83fc0ed
+@patch
+def render(self:SaliencyExplorer) -> np.ndarray:
+    "The current overlay as an RGB array"
+    i = self.image.value
+    mk = None if self.masks is None else self.masks[i]
+    return overlay(self.imgs[i], self.map(*self._current()), clip=self.clip.value,
+                   alpha=self.alpha.value, mask=mk, scale=self.scale)
+
+@patch
+def update(self:SaliencyExplorer):
+    "Redraw the overlay (called on every widget change)"
+    if self._busy: return
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray((self.render() * 255).round().astype(np.uint8)).save(buf, format='png')
+    self.overlay.value = buf.getvalue()
+    m = self.map(*self._current())
+    c = f" · {self.cls.label}" if self.multi else ''
+    self.label.value = (f"image {self.image.value} · {self.model.value} · "
+                        f"{self.method.value}{c} · max {m.abs().max().item():.3g}")
 
 # %% ../nbs/08_viz.ipynb #bc208f5f
 @delegates(SaliencyExplorer)
-def explore(models:Union[dict, list, nn.Module], # `{name: model}`, or models (named `model0`, ...)
+def explore(models:Union[dict, list, nn.Module], # `{name: model}`, or models (`model0`, ...)
             x:Tensor, # images `[B,C,H,W]` in model space
-            methods:Union[dict, list, str, SaliencyMethod]=('gradient', 'smoothgrad', 'gradcam'), # `{name: method}`, or methods / names
-            target:Optional[Union[int, Tensor, Callable]]=None, # what to explain: None: predicted class; int, labels `[B]`, multi-hot `[B,C]`
-            space:Optional[InputSpace]=None, # pixel<->model conversion (or a `DataLoaders`); None: identity
-            masks:Optional[Tensor]=None, # a region `[B,(1,)H,W]` per image to outline; None: none
+            # `{name: method}`, or methods / names
+            methods:Union[dict, list, str, SaliencyMethod]=('gradient', 'smoothgrad', 'gradcam'),
+            # what to explain: None: predicted class; int, labels `[B]`, multi-hot `[B,C]`
+            target:Optional[Union[int, Tensor, Callable]]=None,
+            space:Optional[InputSpace]=None, # pixel<->model (or a `DataLoaders`); None: identity
+            masks:Optional[Tensor]=None, # a region `[B,(1,)H,W]` per image to outline
             **kwargs)->SaliencyExplorer:
     "Build a `SaliencyExplorer` (display it as a cell's last expression)"
     return SaliencyExplorer(models, x, methods, target=target, space=space, masks=masks, **kwargs)

@@ -82,7 +82,7 @@ def test_fastai_distrib_ctx_two_ranks_identical_weights(trades):
         assert len(r['values']) == 2
         col = r['names'].index('adv_loss') - 1
         assert all(v[col] is not None and v[col] > 0 for v in r['values'])
-    wd = r0['names'].index('wd_robust_acc') - 1                     # the watchdog's accuracy is averaged over ranks
+    wd = r0['names'].index('wd_robust_acc_pgd10') - 1                    # the watchdog's accuracy is averaged over ranks
     assert [v[wd] for v in r0['values']] == [v[wd] for v in r1['values']]
 
 if __name__ == '__main__':

@@ -17,29 +17,50 @@ from fastai.callback.core import Callback, CancelFitException, TrainEvalCallback
 from torch.amp import GradScaler
 from fastcore.foundation import L
 from fastai.callback.fp16 import MixedPrecision, AMPMode
-import fastai.callback.schedule   # patches `Learner.fit_one_cycle`, which `robust_first_layers` calls
+import fastai.callback.schedule   # patches `Learner.fit_one_cycle` (`robust_first_layers` calls it)
 from fastai.learner import Learner, ValueMetric
-from ..core import plain, as_space, per_sample_loss, FitColumns
-from ..attacks import PGD, FGSM, RobustAccuracy, _acc, _unwrap
+from ..core import plain, as_space, per_sample_loss, FitColumns, DetachCleanup, unwrap_model
+from ..attacks import PGD, FGSM, RobustAccuracy, attacked_correctness
 
 # %% auto #0
-__all__ = ['Watchdog', 'AdvTrainCallback', 'DeviceMixedPrecision']
+__all__ = ['attack_name', 'Watchdog', 'AdvTrainCallback', 'DeviceMixedPrecision']
+
+# %% ../../nbs/03_callback.adversarial.ipynb #e66d3257
+def attack_name(attack:Callable, # an attack, e.g. `PGD(4/255, steps=7)` or `AutoAttack(8/255)`
+               )->str: # e.g. 'pgd7', 'fgsm_rs', 'apgd_ce100', 'autoattack_fast'
+    "A short name of `attack` for column names: its class, loss, steps and restarts"
+    n = type(attack).__name__.lower().replace('regularizedpgd', 'regpgd')
+    if n == 'autoattack': return n + ('_fast' if attack.version == 'fast' else '')
+    if n == 'fgsm': return n + ('_rs' if attack.random_start else '')
+    if isinstance(getattr(attack, 'loss', None), str): n += f'_{attack.loss}'
+    if isinstance(getattr(attack, 'steps', None), int): n += str(attack.steps)
+    restarts = getattr(attack, 'restarts', 1)
+    return n + (f'x{restarts}' if isinstance(restarts, int) and restarts > 1 else '')
 
 # %% ../../nbs/03_callback.adversarial.ipynb #890df747
 class Watchdog:
-    "Catastrophic-overfitting guard: PGD robust accuracy on a fixed batch each epoch; `action` on a drop of `drop` below the best"
+    "Catastrophic-overfitting guard: robust accuracy on a fixed batch each epoch, acting on a fall"
     def __init__(self,
-                 attack:Optional[Callable]=None, # None: a 10-step PGD with the training attack's eps and norm
-                 drop:float=0.2, # a fall of the robust accuracy below its best by more than this is a collapse
-                 action:Literal["log","stop","rollback"]='rollback', # on a collapse: warn only, stop, or also roll back
-                 n:Optional[int]=None, # images of the fixed batch (its first `n`); None: the whole first batch
+                 attack:Optional[Callable]=None, # None: PGD-10 at the training eps and norm
+                 drop:float=0.2, # a fall below the best accuracy by more than this is a collapse
+                 action:Literal["log","stop","rollback"]='rollback', # on a collapse: warn, stop, roll back
+                 n:Optional[int]=None, # images of the fixed batch (its first `n`); None: all of it
                 ):
         if action not in ('log', 'stop', 'rollback'):
             raise ValueError(f"`action` must be 'log', 'stop' or 'rollback', got {action!r}")
         if not 0 < drop <= 1: raise ValueError(f"`drop` is an accuracy drop in (0,1], got {drop!r}")
         store_attr()
 
-    def __repr__(self): return f"Watchdog(attack={self.attack}, drop={self.drop}, action={self.action!r})"
+    def attack_for(self,
+                   train_attack:Callable, # the training attack
+                  )->Callable:
+        "The attack the watchdog runs when the training attack is `train_attack`"
+        if self.attack is not None: return self.attack
+        return PGD(train_attack.eps, steps=10, norm=getattr(train_attack, 'norm', 'linf'))
+
+    def __repr__(self):
+        att = 'PGD-10 at the training eps' if self.attack is None else repr(self.attack)
+        return f"Watchdog(attack={att}, drop={self.drop}, action={self.action!r})"
 
 # %% ../../nbs/03_callback.adversarial.ipynb #ba12d218
 def _kl(logits, p):
@@ -47,9 +68,9 @@ def _kl(logits, p):
     return F.kl_div(F.log_softmax(logits.float(), 1), p, reduction='none').sum(1)
 
 def _kl_bern(logits, p):
-    "Per-sample KL(p || sigmoid(logits)) summed over labels: TRADES' attack objective for multi-label outputs"
-    return (F.binary_cross_entropy_with_logits(logits.float(), p, reduction='none') + torch.xlogy(p, p)
-            + torch.xlogy(1 - p, 1 - p)).sum(1)
+    "Per-sample KL(p || sigmoid(logits)) summed over labels: TRADES' attack objective, multi-label"
+    bce = F.binary_cross_entropy_with_logits(logits.float(), p, reduction='none')
+    return (bce + torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p)).sum(1)
 
 def _base_loss(lf):
     "`lf` without the `_TradesLoss` wrappers an interrupted TRADES fit may have left on the Learner"
@@ -58,185 +79,252 @@ def _base_loss(lf):
 
 
 def _trades_kl(adv, clean, multi):
-    "Batch-mean KL(f(x) || f(x')) from clean and adversarial logits, gradients through both (as in TRADES)"
+    "Batch-mean KL(f(x) || f(x')) from clean and adversarial logits, grads through both (TRADES)"
     adv, clean = adv.float(), clean.float()
     if not multi: return F.kl_div(F.log_softmax(adv, 1), F.softmax(clean, 1), reduction='batchmean')
-    p = torch.sigmoid(clean)   # the entropy of p as BCE(clean, p): stable where p saturates at 0 or 1
+    p = torch.sigmoid(clean)   # p's entropy as BCE(clean, p): stable where p saturates at 0 or 1
     return (F.binary_cross_entropy_with_logits(adv, p, reduction='none')
             - F.binary_cross_entropy_with_logits(clean, p, reduction='none')).sum(1).mean()
 
 def _same(o): "What a `_TradesLoss` unpickles to: the loss it wrapped"; return o
 
 class _TradesLoss:
-    "Learner loss during a TRADES fit: `loss(clean, y) + beta·KL(clean || adv)` on training batches, the original loss elsewhere"
+    "TRADES' loss `loss(clean, y) + beta·KL(clean || adv)` on training batches, else the loss"
     def __init__(self, cb, lf): self.cb, self.lf = cb, lf
     def __getattr__(self, k):
         if k in ('cb', 'lf'): raise AttributeError(k)
         return getattr(self.lf, k)
     def __setattr__(self, k, v):
-        # writes reach the wrapped loss too: fastai's `loss_not_reduced` (get_preds(with_loss=True)) sets `reduction`
+        # writes reach the wrapped loss: `get_preds(with_loss=True)` sets `reduction`
         if k in ('cb', 'lf'): object.__setattr__(self, k, v)
         else: setattr(self.lf, k, v)
     def __reduce__(self): return _same, (self.lf,)   # pickles (export) as the wrapped loss
     def __call__(self, pred, *yb):
         clean, learn = self.cb._clean, self.cb.learn
-        # the clean logits belong to this training step only: never to validation or to a batch left by an interrupted fit
-        if clean is None or learn is None or not learn.training or len(clean) != len(pred): return self.lf(pred, *yb)
-        kl = _trades_kl(pred, clean, multi=plain(yb[0]).ndim == 2)   # multi-hot targets: independent sigmoids
+        # the clean logits belong to this training step only (not validation, not an interrupted fit)
+        if clean is None or learn is None or not learn.training or len(clean) != len(pred):
+            return self.lf(pred, *yb)
+        kl = _trades_kl(pred, clean, multi=plain(yb[0]).ndim == 2)   # multi-hot: sigmoids
         return self.lf(clean, *yb) + self.cb.trades_beta * kl
+
+# %% ../../nbs/03_callback.adversarial.ipynb #6efb7cd9
+def _check_trades(beta, mix, attack):
+    if beta <= 0: raise ValueError(f"`trades_beta` must be > 0 (TRADES uses 1 to 6), got {beta!r}")
+    if mix != 1:
+        raise ValueError("TRADES (`trades_beta`) mixes clean and adversarial terms already: leave `mix=1`")
+    if not attack.random_start:
+        raise ValueError("TRADES' KL attack has no gradient at the clean image: use `random_start=True`")
+
+def _as_watchdog(w):
+    "`AdvTrainCallback`'s `watchdog` argument as a `Watchdog` or None"
+    if w is True: return Watchdog()
+    if isinstance(w, str): return Watchdog(action=w)
+    if w in (None, False) or isinstance(w, Watchdog): return w or None
+    raise TypeError(f"`watchdog` must be None, True, 'log'/'stop'/'rollback' or a Watchdog, "
+                    f"got {type(w).__name__}")
 
 # %% ../../nbs/03_callback.adversarial.ipynb #b463f9d4
 class AdvTrainCallback(FitColumns, Callback):
-    "Train on adversarial examples from `attack` (Madry), a clean/adversarial `mix`, or with the TRADES loss"
-    order = MixedPrecision.order + 1   # attack inside MixedPrecision's autocast: its forward passes get cheaper too
+    "Train on adversarial examples of `attack` (Madry), a clean/adversarial `mix`, or TRADES"
+    order = MixedPrecision.order + 1   # attack in MixedPrecision's autocast: cheaper forwards
     def __init__(self,
-                 attack:Callable, # an attack of `robust_saliency.attacks` (`PGD`, `FGSM`); eps in pixel units
-                 mix:float=1.0, # fraction of each training batch replaced by adversarial examples (its first rows)
-                 trades_beta:Optional[float]=None, # weight β of the TRADES KL term (the paper: 1 to 6); None: no TRADES
+                 attack:Callable, # the training attack (`PGD`, `FGSM`); eps in pixel units
+                 mix:float=1.0, # fraction of each batch made adversarial (its first rows)
+                 trades_beta:Optional[float]=None, # weight β of TRADES' KL term (1 to 6); None: none
                  ramp_epochs:int=0, # epochs over which eps grows linearly from 0
-                 watchdog:Union[bool,str,Watchdog,None]=None, # True, an action ('log', 'stop', 'rollback') or a `Watchdog`
-                 adv_valid:bool=False, # attack the validation batches too (the valid loss is then adversarial)
-                 robust_metric:Union[bool,int,None]=None, # a `robust_acc` column: True on every validation batch, n on the first n
+                 watchdog:Union[bool,str,Watchdog,None]=None, # True, 'log', 'stop', 'rollback' or a `Watchdog`
+                 adv_valid:bool=False, # attack the validation batches too (adversarial valid loss)
+                 robust_metric:Union[bool,int,None]=None, # robust-accuracy column: all batches (True) or n
+                 eval_attack:Optional[Callable]=None, # that column's attack, e.g. `AutoAttack`; None: `attack`
                 ):
         if not callable(attack) or not hasattr(attack, 'eps'):
-            raise TypeError(f"`attack` must be an attack such as PGD(eps) or FGSM(eps), got {type(attack).__name__}")
-        if not 0 < mix <= 1: raise ValueError(f"`mix` is the adversarial fraction of each batch, in (0,1]; got {mix!r}")
-        if trades_beta is not None:
-            if trades_beta <= 0: raise ValueError(f"`trades_beta` must be > 0 (TRADES uses 1 to 6), got {trades_beta!r}")
-            if mix != 1: raise ValueError("TRADES (`trades_beta`) already mixes clean and adversarial terms; leave `mix=1`")
-            if not attack.random_start: raise ValueError("TRADES' KL attack has zero gradient at the clean image: use `random_start=True`")
+            raise TypeError(f"`attack` must be an attack such as PGD(eps) or FGSM(eps), "
+                            f"got {type(attack).__name__}")
+        if eval_attack is not None and not callable(eval_attack):
+            raise TypeError(f"`eval_attack` must be an attack such as PGD(eps, steps=20) or "
+                            f"AutoAttack(eps), "
+                            f"got {type(eval_attack).__name__}")
+        if not 0 < mix <= 1:
+            raise ValueError(f"`mix` is the adversarial part of each batch, in (0,1]; got {mix!r}")
+        if trades_beta is not None: _check_trades(trades_beta, mix, attack)
         if ramp_epochs < 0: raise ValueError(f"`ramp_epochs` must be >= 0, got {ramp_epochs!r}")
-        if watchdog is True: watchdog = Watchdog()
-        elif isinstance(watchdog, str): watchdog = Watchdog(action=watchdog)
-        elif watchdog not in (None, False) and not isinstance(watchdog, Watchdog):
-            raise TypeError(f"`watchdog` must be None, True, 'log'/'stop'/'rollback' or a Watchdog, got {type(watchdog).__name__}")
         store_attr(but='watchdog')
-        self.watchdog = watchdog or None
+        self.watchdog = _as_watchdog(watchdog)
         self._clean, self._fit, self.watchdog_events = None, False, []
 
-    # per-batch and per-fit tensors (batches, clean logits, a copy of the weights) never go into an exported Learner,
-    # also when a fit that raised (fastai then skips after_fit) left them behind: fastai's `Stateful` drops them when
-    # pickling, and these class defaults stand in after loading
+    # per-batch and per-fit tensors (batches, clean logits, a weight copy) never go into an export,
+    # even when a fit that raised (fastai skips after_fit) left them: fastai's `Stateful` drops
+    # them when pickling, and these class defaults stand in after loading
     _stateattrs = ('_clean', '_clean_xb', '_adv_xb', '_wd_batch', '_good')
     _clean = _clean_xb = _adv_xb = _wd_batch = _good = None
+
+    def __repr__(self):
+        s = f"AdvTrainCallback({self.attack!r}"
+        for k, d in (('mix', 1.0), ('trades_beta', None), ('ramp_epochs', 0), ('watchdog', None),
+                     ('adv_valid', False), ('robust_metric', None), ('eval_attack', None)):
+            if getattr(self, k) != d: s += f", {k}={getattr(self, k)!r}"
+        return s + ")"
 
     def detach_cleanup(self,
                        learn:Learner, # the Learner this callback is leaving
                       ):
-        "Leaving `learn` (also after a `fit(cbs=...)` that raised): drop the columns, the TRADES wrapper and the batches"
+        "Leaving `learn` (also after a `fit` that raised): drop columns, TRADES wrapper, batches"
         super().detach_cleanup(learn)
-        if isinstance(getattr(learn, 'loss_func', None), _TradesLoss): learn.loss_func = _base_loss(learn.loss_func)
+        if isinstance(getattr(learn, 'loss_func', None), _TradesLoss):
+            learn.loss_func = _base_loss(learn.loss_func)
         self._clean = self._clean_xb = self._adv_xb = None
 
     def current_attack(self):
         "The attack at this point of training (eps ramped linearly from 0 over `ramp_epochs`)"
         if not self.ramp_epochs or not self._fit: return self.attack
-        # per batch while training; validation (`adv_valid`) uses the eps reached at the end of the epoch, for every batch
+        # per batch while training; validation (`adv_valid`) uses the eps at the end of the epoch
         e = self.epoch + ((self.iter + 1) / max(self.n_iter, 1) if self.training else 1)
         f = min(1., e / self.ramp_epochs)
         return self.attack.scaled(f) if f < 1 else self.attack
 
-    def before_fit(self):
-        self._fit, self._space = True, as_space(self.learn.dls)
-        self._adv_sum, self._adv_n, self._wd_batch, self._good, self._best = 0., 0, None, None, -1.
-        self._collapsed, self._wd_acc = False, None
-        # columns via `FitColumns`; the loss wrapper an interrupted fit (no after_fit) may have left is unwrapped below
-        cols = [ValueMetric(self._adv_loss_value, 'adv_loss')]
-        if self.watchdog: cols.append(ValueMetric(lambda: self._wd_acc, 'wd_robust_acc'))
-        if self.robust_metric: cols.append(RobustAccuracy(self.attack, None if self.robust_metric is True else self.robust_metric))
-        self.add_columns(cols)
-        self.learn.loss_func = self._lf = _base_loss(self.learn.loss_func)
-        if self.trades_beta is not None: self.learn.loss_func = _TradesLoss(self, self._lf)
-
-    def _adv_loss_value(self): return self._adv_sum / self._adv_n if self._adv_n else None
-
-    def before_train(self): self._adv_sum, self._adv_n = 0., 0
-
-    def before_batch(self):
-        # `_clean_xb`: the clean batch, set only when `xb` is replaced (`learn.clean_xb`, which RobustAccuracy attacks);
-        # `_adv_xb` ties it to that batch
-        self._clean = self._clean_xb = self._adv_xb = None
-        if not (self.training or (self.adv_valid and self._fit)) or hasattr(self.learn, 'gather_preds'): return
-        x, y = plain(self.xb[0]), plain(self.yb[0])
-        if self.training and self.watchdog and self._wd_batch is None and not hasattr(self.learn, 'lr_finder'):
-            n = self.watchdog.n or len(x)
-            self._wd_batch = (x[:n].detach().clone(), y[:n].detach().clone())
-        att = self.current_attack()
-        if self.trades_beta is not None and self.training:
-            self._clean = self.model(x)   # training-mode forward, kept for the loss: clean logits computed once per step
-            multi, c = y.ndim == 2, self._clean.detach().float()
-            a = copy.copy(att); a.loss, a.targeted, a.early_stop = (_kl_bern if multi else _kl), False, False
-            xa = a(self.model, x, torch.sigmoid(c) if multi else F.softmax(c, 1), self._space)
-        else:
-            n = len(x) if self.mix == 1 else max(1, round(self.mix * len(x)))
-            self._n_adv = n
-            if att.eps == 0: return
-            xa = att(self.model, x[:n], y[:n], self._space)
-            if n < len(x): xa = torch.cat([xa, x[n:]])
-        t = type(self.xb[0])
-        self._clean_xb = self.xb
-        self.learn.xb = self._adv_xb = (xa if t is Tensor else xa.as_subclass(t),) + tuple(self.xb[1:])
-
-    def after_loss(self):
-        if not self.training or not len(self.yb): return
-        y = plain(self.yb[0])
-        n = len(y) if self.trades_beta is not None else getattr(self, '_n_adv', len(y))
-        with torch.no_grad(): l = per_sample_loss(plain(self.pred)[:n].detach(), y[:n])
-        if y.ndim == 2: l = l / y.shape[1]   # multi-hot: per_sample_loss sums BCE over labels, fastai's loss averages them
-        self._adv_sum, self._adv_n = self._adv_sum + l.sum(), self._adv_n + len(l)
-
-    def after_batch(self): self._clean = None
-
-    def after_validate(self):
-        if not (self.watchdog and self._fit and self._wd_batch is not None) or hasattr(self.learn, 'lr_finder'): return
-        wd = self.watchdog
-        att = wd.attack or PGD(self.attack.eps, steps=10, norm=getattr(self.attack, 'norm', 'linf'))
-        x, y = self._wd_batch
-        xa = att(self.model, x, y, self._space)
-        with torch.no_grad():
-            net = _unwrap(self.model); tr = net.training; net.eval()
-            acc = _acc(net(xa).float(), y).mean()
-            net.train(tr)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            # every rank must take the same decision
-            torch.distributed.all_reduce(acc); acc = acc / torch.distributed.get_world_size()
-        self._wd_acc = acc = acc.item()
-        if acc < self._best - wd.drop:
-            self._collapsed = True
-            msg = (f"catastrophic overfitting at epoch {self.epoch}: PGD accuracy on the watchdog batch fell to {acc:.3f} "
-                   f"(best {self._best:.3f}); action: {wd.action}")
-            self.watchdog_events.append(dict(epoch=self.epoch, acc=acc, best=self._best, action=wd.action))
-            warnings.warn(msg)
-            if wd.action == 'rollback' and self._good is not None: _unwrap(self.model).load_state_dict(self._good)
-        else:
-            self._best = max(self._best, acc)
-            if wd.action == 'rollback': self._good = {k: v.detach().clone() for k, v in _unwrap(self.model).state_dict().items()}
-
-    def before_epoch(self):
-        if self._collapsed and self.watchdog.action != 'log': raise CancelFitException()
-
-    def after_fit(self):
-        self.drop_columns()
-        if self.trades_beta is not None: self.learn.loss_func = self._lf
-        self._fit, self._clean, self._wd_batch, self._good = False, None, None, None
-        self._clean_xb = self._adv_xb = None
+# %% ../../nbs/03_callback.adversarial.ipynb #7564ccba
+@patch(as_prop=True)
+def robust_column(self:AdvTrainCallback)->Optional[str]:
+    "Name of the `robust_metric` column, after its attack, e.g. 'robust_acc_pgd7'"
+    if self.robust_metric: return f'robust_acc_{attack_name(self.eval_attack or self.attack)}'
 
 @patch(as_prop=True)
+def watchdog_column(self:AdvTrainCallback)->Optional[str]:
+    "Name of the watchdog's column, naming its attack, e.g. 'wd_robust_acc_pgd10'"
+    if self.watchdog:
+        return f'wd_robust_acc_{attack_name(self.watchdog.attack_for(self.attack))}'
+
+# %% ../../nbs/03_callback.adversarial.ipynb #77a0195e
+@patch
+def before_fit(self:AdvTrainCallback):
+    self._fit, self._space = True, as_space(self.learn.dls)
+    self._adv_sum, self._adv_n, self._wd_batch, self._good, self._best = 0., 0, None, None, -1.
+    self._collapsed, self._wd_acc = False, None
+    # columns via `FitColumns`; a loss wrapper an interrupted fit left is unwrapped below
+    cols = [ValueMetric(self._adv_loss_value, 'adv_loss')]
+    if self.watchdog: cols.append(ValueMetric(lambda: self._wd_acc, self.watchdog_column))
+    if self.robust_metric:
+        n = None if self.robust_metric is True else self.robust_metric
+        cols.append(RobustAccuracy(self.eval_attack or self.attack, n, name=self.robust_column))
+    self.add_columns(cols)
+    self.learn.loss_func = self._lf = _base_loss(self.learn.loss_func)
+    if self.trades_beta is not None: self.learn.loss_func = _TradesLoss(self, self._lf)
+
+@patch
+def _adv_loss_value(self:AdvTrainCallback): return self._adv_sum / self._adv_n if self._adv_n else None
+
+@patch
+def before_train(self:AdvTrainCallback): self._adv_sum, self._adv_n = 0., 0
+
+@patch
+def after_fit(self:AdvTrainCallback):
+    self.drop_columns()
+    if self.trades_beta is not None: self.learn.loss_func = self._lf
+    self._fit, self._clean, self._wd_batch, self._good = False, None, None, None
+    self._clean_xb = self._adv_xb = None
+
+# %% ../../nbs/03_callback.adversarial.ipynb #170f78b8
+@patch
+def before_batch(self:AdvTrainCallback):
+    # `_clean_xb`: the clean batch, set only when `xb` is replaced (`learn.clean_xb`, which
+    # RobustAccuracy attacks); `_adv_xb` ties it to that batch
+    self._clean = self._clean_xb = self._adv_xb = None
+    if not (self.training or (self.adv_valid and self._fit)): return
+    if hasattr(self.learn, 'gather_preds'): return
+    x, y = plain(self.xb[0]), plain(self.yb[0])
+    keep = self.watchdog and self._wd_batch is None and not hasattr(self.learn, 'lr_finder')
+    if self.training and keep:
+        n = self.watchdog.n or len(x)
+        self._wd_batch = (x[:n].detach().clone(), y[:n].detach().clone())
+    att = self.current_attack()
+    if self.trades_beta is not None and self.training: xa = self._trades_attack(att, x, y)
+    else:
+        n = len(x) if self.mix == 1 else max(1, round(self.mix * len(x)))
+        self._n_adv = n
+        if att.eps == 0: return
+        xa = att(self.model, x[:n], y[:n], self._space)
+        if n < len(x): xa = torch.cat([xa, x[n:]])
+    t = type(self.xb[0])
+    self._clean_xb = self.xb
+    xa = xa if t is Tensor else xa.as_subclass(t)
+    self.learn.xb = self._adv_xb = (xa,) + tuple(self.xb[1:])
+
+@patch
+def _trades_attack(self:AdvTrainCallback, att, x, y):
+    "TRADES' attack on the KL to the clean prediction (training-mode logits, kept for the loss)"
+    self._clean = self.model(x)   # clean logits computed once per step
+    multi, c = y.ndim == 2, self._clean.detach().float()
+    a = copy.copy(att)
+    a.loss, a.targeted, a.early_stop = (_kl_bern if multi else _kl), False, False
+    return a(self.model, x, torch.sigmoid(c) if multi else F.softmax(c, 1), self._space)
+
+@patch
+def after_loss(self:AdvTrainCallback):
+    if not self.training or not len(self.yb): return
+    y = plain(self.yb[0])
+    n = len(y) if self.trades_beta is not None else getattr(self, '_n_adv', len(y))
+    with torch.no_grad(): l = per_sample_loss(plain(self.pred)[:n].detach(), y[:n])
+    if y.ndim == 2: l = l / y.shape[1]   # multi-hot: a mean over labels, as fastai's
+    self._adv_sum, self._adv_n = self._adv_sum + l.sum(), self._adv_n + len(l)
+
+@patch
+def after_batch(self:AdvTrainCallback): self._clean = None
+
+# %% ../../nbs/03_callback.adversarial.ipynb #6fdb0ed4
+@patch
+def after_validate(self:AdvTrainCallback):
+    if not (self.watchdog and self._fit and self._wd_batch is not None): return
+    if hasattr(self.learn, 'lr_finder'): return
+    wd = self.watchdog
+    att = wd.attack_for(self.attack)
+    self._wd_acc = acc = self._watchdog_acc(att)
+    if acc < self._best - wd.drop:
+        self._collapsed = True
+        msg = (f"catastrophic overfitting at epoch {self.epoch}: accuracy under {attack_name(att)} "
+               f"on the watchdog batch fell to {acc:.3f} (best {self._best:.3f}); "
+               f"action: {wd.action}")
+        ev = dict(epoch=self.epoch, acc=acc, best=self._best, action=wd.action)
+        self.watchdog_events.append(ev)
+        warnings.warn(msg)
+        if wd.action == 'rollback' and self._good is not None:
+            unwrap_model(self.model).load_state_dict(self._good)
+    else:
+        self._best = max(self._best, acc)
+        if wd.action == 'rollback':
+            sd = unwrap_model(self.model).state_dict()
+            self._good = {k: v.detach().clone() for k, v in sd.items()}
+
+@patch
+def _watchdog_acc(self:AdvTrainCallback, att):
+    "Accuracy under `att` on the watchdog's batch, averaged over ranks (one decision for all)"
+    acc = attacked_correctness(self.model, *self._wd_batch, att, self._space).mean()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(acc)
+        acc = acc / torch.distributed.get_world_size()
+    return acc.item()
+
+@patch
+def before_epoch(self:AdvTrainCallback):
+    if self._collapsed and self.watchdog.action != 'log': raise CancelFitException()
+
+# %% ../../nbs/03_callback.adversarial.ipynb #5673095d
+@patch(as_prop=True)
 def clean_xb(self: Learner):
-    "The clean batch while an `AdvTrainCallback` has replaced `learn.xb` by adversarial examples, else None"
+    "The clean batch while an `AdvTrainCallback` has replaced `learn.xb` by an attacked one, else None"
     for cb in self.cbs:
-        if isinstance(cb, AdvTrainCallback) and cb._adv_xb is not None and cb._adv_xb is self.xb: return cb._clean_xb
+        if not isinstance(cb, AdvTrainCallback): continue
+        if cb._adv_xb is not None and cb._adv_xb is self.xb: return cb._clean_xb
 
 # %% ../../nbs/03_callback.adversarial.ipynb #7de65173
 def _scaler_opts(init_scale:float=2.**16, # the initial loss scale
-                 growth_factor:float=2.0, # the scale's factor after `growth_interval` steps without overflow
+                 growth_factor:float=2.0, # the scale's factor after `growth_interval` clean steps
                  backoff_factor:float=0.5, # the scale's factor after an overflow
                  growth_interval:int=2000, # steps without overflow before the scale grows
                 ):
-    "The options of torch's `GradScaler` (fp16 only) that `MixedPrecision` passes on: a signature for `@delegates`"
+    "The options of torch's `GradScaler` (fp16) that `MixedPrecision` passes on, for `@delegates`"
 
-class DeviceMixedPrecision(MixedPrecision):
-    "fastai's `MixedPrecision` with autocast and `GradScaler` on the model's device (fastai's autocasts CUDA only)"
+class DeviceMixedPrecision(DetachCleanup, MixedPrecision):
+    "fastai's `MixedPrecision` with autocast and `GradScaler` on the model's device, not only CUDA"
     _entered = False
     @delegates(_scaler_opts)
     def __init__(self,
@@ -245,54 +333,73 @@ class DeviceMixedPrecision(MixedPrecision):
         super().__init__(amp_mode, **kwargs)
     def _leave(self):
         "Exit an autocast a batch that raised left entered (fastai skips `after_loss` then)"
-        if self._entered: self._entered = False; self.autocast.__exit__(None, None, None)
-    def __setattr__(self, k, v):
-        if k == 'learn' and v is not self.__dict__.get('learn'): self._leave()   # detached, also after a fit that raised
-        super().__setattr__(k, v)
-    def before_batch(self): self._leave(); super().before_batch(); self._entered = True
-    def after_loss(self): self._entered = False; super().after_loss()
-    def after_fit(self): self._leave(); super().after_fit()
+        if not self._entered: return
+        self._entered = False
+        self.autocast.__exit__(None, None, None)
+    def detach_cleanup(self,
+                       learn:Learner, # the Learner this callback is leaving
+                      ):
+        "Leaving `learn`, also after a fit that raised: exit the autocast a batch left entered"
+        self._leave()
+    def before_batch(self):
+        self._leave()
+        super().before_batch()
+        self._entered = True
+    def after_loss(self):
+        self._entered = False
+        super().after_loss()
+    def after_fit(self):
+        self._leave()
+        super().after_fit()
 
     def before_fit(self):
         self._leave()
-        dev = next(self.model.parameters(), torch.empty(0)).device.type   # TrainEvalCallback (order -10) moved it already
+        # TrainEvalCallback (order -10) has moved the model already
+        dev = next(self.model.parameters(), torch.empty(0)).device.type
         if dev == 'cuda': return super().before_fit()
         dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
-        self.kwargs['enabled'] = dtype == torch.float16                      # bf16 has fp32's range: no loss scaling
-        self.autocast, self.learn.scaler, self.scales = torch.autocast(dev, dtype=dtype), GradScaler(dev, **self.kwargs), L()
+        self.kwargs['enabled'] = dtype == torch.float16   # bf16 has fp32's range: no loss scaling
+        self.autocast = torch.autocast(dev, dtype=dtype)
+        self.learn.scaler, self.scales = GradScaler(dev, **self.kwargs), L()
 
 # %% ../../nbs/03_callback.adversarial.ipynb #9c4aacde
 def _groups(learn):
     if learn.opt is None: learn.create_opt()
     n = len(learn.opt.param_lists)
-    if n < 2: raise ValueError("this Learner has a single parameter group: give it a `splitter` (e.g. vision_learner's, "
-                               "or `splitter=lambda m: [group1_params, group2_params, ...]`) so lower groups can stay frozen")
+    if n < 2:
+        raise ValueError("this Learner has a single parameter group: give it a `splitter` (e.g. "
+                         "vision_learner's, or `splitter=lambda m: [group1_params, group2_params]`) "
+                         "so lower groups can stay frozen")
     return n
 
 class _FrozenBNEval(Callback):
-    "Keeps `bns` (BatchNorm layers of frozen groups) in eval mode while training, so their running statistics stay put"
-    # fastai's `BnFreeze` does the same for the whole model, but stops at a BatchNorm without affine parameters
+    "Keeps `bns` (BatchNorm layers of frozen groups) in eval mode: running statistics stay put"
+    # fastai's `BnFreeze` does this for the whole model, but stops at a BatchNorm without affine
     order = TrainEvalCallback.order + 1   # after its `model.train()`
     def __init__(self, bns): self.bns = bns
     def before_train(self):
         for m in self.bns: m.eval()
 
 def _freeze(learn, n):
-    "Fresh optimizer frozen up to group `n`; frozen parameters lose their stale `.grad` (else Adam's weight decay still moves them)"
+    "Fresh optimizer frozen up to group `n`; frozen parameters lose their stale `.grad`"
+    # (else Adam's weight decay still moves them)
     learn.create_opt()
     learn.freeze_to(n)
     for p in learn.model.parameters():
         if not p.requires_grad: p.grad = None
-    # frozen BatchNorm (`train_bn=False`): its affine parameters are frozen, and so must be its running statistics
+    # frozen BatchNorm (`train_bn=False`): affine parameters frozen, so its running statistics too
     bns = [m for m in learn.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-           and next(m.parameters(), None) is not None and not any(p.requires_grad for p in m.parameters())]
+           and next(m.parameters(), None) is not None
+           and not any(p.requires_grad for p in m.parameters())]
     return _FrozenBNEval(bns)
 
 def _std_fit(learn, fit, frozen_bn, *args, **kwargs):
-    "`fit(*args, **kwargs)` with standard training (any `AdvTrainCallback` off) and frozen BatchNorm kept in eval mode"
-    with learn.removed_cbs(learn.cbs.filter(lambda c: isinstance(c, AdvTrainCallback))), learn.added_cbs(frozen_bn):
+    "`fit(*args, **kwargs)` with standard training (no `AdvTrainCallback`), frozen BatchNorm in eval"
+    adv = learn.cbs.filter(lambda c: isinstance(c, AdvTrainCallback))
+    with learn.removed_cbs(adv), learn.added_cbs(frozen_bn):
         fit(*args, **kwargs)
 
+# %% ../../nbs/03_callback.adversarial.ipynb #184504a2
 def _fit_opts(wd:Optional[float]=None, # weight decay; None: the Learner's `wd`
               cbs:Optional[list]=None, # callbacks added for this fit only
               start_epoch:int=0, # the epoch to start at (to resume)
@@ -303,40 +410,47 @@ def _one_cycle_opts(div:float=25., # the learning rate starts at `lr`/div
                     div_final:float=1e5, # and ends at `lr`/div_final
                     pct_start:float=0.25, # the fraction of the steps with a rising learning rate
                     wd:Optional[float]=None, # weight decay; None: the Learner's `wd`
-                    moms:Optional[tuple]=None, # momentums (start, middle, end); None: (0.95, 0.85, 0.95)
+                    moms:Optional[tuple]=None, # momentums (start, middle, end); None: fastai's
                     cbs:Optional[list]=None, # callbacks added for this fit only
                     start_epoch:int=0, # the epoch to start at (to resume)
                    ):
-    "The options of `Learner.fit_one_cycle` that `robust_first_layers` passes on: a signature for `@delegates`"
+    "The options of `Learner.fit_one_cycle` that `robust_first_layers` passes on, for `@delegates`"
 
+# %% ../../nbs/03_callback.adversarial.ipynb #6c566c63
 @patch
 @delegates(_fit_opts)
 def robust_fine_tune(self:Learner,
                      epochs:int, # epochs of standard training
                      lr:float=1e-5, # the constant learning rate (the paper's best: 1e-5)
-                     n_groups:Optional[int]=None, # top layer groups left trainable; None: all but the first
+                     n_groups:Optional[int]=None, # top layer groups to train; None: all but one
                      **kwargs)->Learner: # `self`, frozen as set
-    "Standard fine-tuning of a robust model at a small `lr` with only the top `n_groups` layer groups trainable (default: all but the first)"
+    "Standard fine-tuning of a robust model at a small `lr`, only its top `n_groups` groups trained"
     n = _groups(self)
     n_groups = n - 1 if n_groups is None else n_groups
-    if not 1 <= n_groups <= n: raise ValueError(f"`n_groups` must be between 1 and {n} (the Learner's layer groups), got {n_groups}")
+    if not 1 <= n_groups <= n:
+        raise ValueError(f"`n_groups` must be between 1 and {n} (the Learner's layer groups), "
+                         f"got {n_groups}")
     _std_fit(self, self.fit, _freeze(self, -n_groups), epochs, lr, **kwargs)
     return self
 
+# %% ../../nbs/03_callback.adversarial.ipynb #1615143c
 @patch
 @delegates(_one_cycle_opts)
 def robust_first_layers(self:Learner,
                         epochs:int, # epochs of `fit_one_cycle`
                         n_frozen:int=1, # lowest layer groups kept frozen (the robust ones)
                         lr:float=1e-3, # the one-cycle schedule's maximum learning rate
-                        reinit:bool=True, # re-initialise the layer groups above the frozen ones first
+                        reinit:bool=True, # re-initialise the groups above the frozen ones first
                         **kwargs)->Learner: # `self`, frozen as set
-    "Keep the robust lowest `n_frozen` layer groups frozen; retrain the rest (re-initialised if `reinit`) with standard training"
+    "Keep the robust lowest `n_frozen` layer groups frozen; retrain the others (reset if `reinit`)"
     n = _groups(self)
-    if not 1 <= n_frozen < n: raise ValueError(f"`n_frozen` must be between 1 and {n-1} (the Learner has {n} layer groups), got {n_frozen}")
+    if not 1 <= n_frozen < n:
+        raise ValueError(f"`n_frozen` must be between 1 and {n-1} (the Learner has {n} layer groups), "
+                         f"got {n_frozen}")
     if reinit:
         top = {id(p) for g in self.opt.param_lists[n_frozen:] for p in g}
         for m in self.model.modules():
-            if hasattr(m, 'reset_parameters') and any(id(p) in top for p in m.parameters(recurse=False)): m.reset_parameters()
+            mine = any(id(p) in top for p in m.parameters(recurse=False))
+            if mine and hasattr(m, 'reset_parameters'): m.reset_parameters()
     _std_fit(self, self.fit_one_cycle, _freeze(self, n_frozen), epochs, lr, **kwargs)
     return self

@@ -17,9 +17,10 @@ from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.training import GradientAccumulation
 from fastai.learner import ValueMetric
 from fastai.torch_core import to_float, find_bs
-from ..core import (plain, check_images, check_eps, resolve_target, as_space, preserve_state, set_bn_eval,
-                                  FitColumns, InputSpace)
-from ..attacks import PGD, _unwrap, _amp_scale, _rownorm
+from ..core import (plain, check_images, check_eps, resolve_target, as_space,
+                                  preserve_state, frozen, FitColumns, InputSpace,
+                                  unwrap_model, amp_scale, row_norm)
+from ..attacks import PGD
 from ..metrics import gini
 
 # %% auto #0
@@ -27,52 +28,60 @@ __all__ = ['input_saliency', 'low_saliency_mask', 'fill_pixels', 'mask_low_salie
            'SaliencyGuidedCallback', 'MaskedPGD', 'scaat_budget', 'scaat_input', 'SCAATCallback']
 
 # %% ../../nbs/10_callback.guided.ipynb #85d0fadb
-def input_saliency(model:nn.Module, # the classifier, in model space
-                   x:Tensor, # images `[B,C,H,W]` in model space
-                   target:Optional[Union[int, Tensor, Callable]]=None, # None: predicted class; int, labels `[B]`, multi-hot `[B,C]`
-                   space:Optional[InputSpace]=None, # pixel<->model conversion; None: identity
-                   bn_eval:bool=True, # BatchNorm in eval mode for the pass; False keeps its training mode
-                  )->tuple: # saliency `[B,1,H,W]` and the logits `[B,n_out]` of the same pass
-    "Gradient saliency (|d score / d pixel| summed over channels) and the logits, in eval mode; model state restored"
-    x, space, net = check_images(x), as_space(space), _unwrap(model)
-    with preserve_state(net), torch.enable_grad():
-        set_bn_eval(net, bn_eval)
-        for p in net.parameters(): p.requires_grad_(False)   # input gradients only
+def input_saliency(
+    model:nn.Module, # the classifier, in model space
+    x:Tensor, # images `[B,C,H,W]` in model space
+    target:Optional[Union[int, Tensor, Callable]]=None, # None: prediction; int, labels `[B]`, multi-hot `[B,C]`
+    space:Optional[InputSpace]=None, # pixel<->model conversion; None: identity
+    bn_eval:bool=True, # BatchNorm in eval mode for the pass; False keeps its training mode
+)->tuple: # saliency `[B,1,H,W]` and the logits `[B,n_out]` of the same pass
+    "Eval-mode saliency |d score/d pixel| (summed over channels) and logits; model state restored"
+    x, space, net = check_images(x), as_space(space), unwrap_model(model)
+    with frozen(net, bn_eval):
         xp = space.to_pixel(x.detach()).requires_grad_()
         logits = plain(net(space.to_model(xp)))
-        s = resolve_target(target, logits.detach()).score(logits).float().sum() * _amp_scale(x)
+        s = resolve_target(target, logits.detach()).score(logits).float().sum() * amp_scale(x)
         g, = torch.autograd.grad(s, xp)
     return g.float().abs().sum(1, keepdim=True), logits.detach().float()
 
 # %% ../../nbs/10_callback.guided.ipynb #b1aa0e60
 def _check_fraction(f, name='fraction'):
     if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
-        raise ValueError(f"`{name}` is the fraction of pixels to select, a number in (0,1) (e.g. 0.1), got {f!r}")
+        raise ValueError(f"`{name}` is the fraction of pixels to select, a number in (0,1) "
+                         f"(e.g. 0.1), got {f!r}")
     return float(f)
 
-def _check_value(v):
-    if v in ('random', 'mean'): return v
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
-        raise ValueError(f"`mask_value` must be 'random', 'mean' or a constant pixel value in [0,1], got {v!r}")
-    return float(v)
-
-def low_saliency_mask(sal:Tensor, # saliency maps `[B,1,H,W]`
-                      fraction:float, # fraction of each image's pixels to select, in (0,1)
-                     )->Tensor: # bool mask `[B,1,H,W]`, True on the selected pixels
+def low_saliency_mask(
+    sal:Tensor, # saliency maps `[B,1,H,W]`
+    fraction:float, # fraction of each image's pixels to select, in (0,1)
+)->Tensor: # bool mask `[B,1,H,W]`, True on the selected pixels
     "Mask of the `round(fraction·H·W)` lowest-saliency pixels of each map"
     fraction, sal = _check_fraction(fraction), plain(sal)
     if not isinstance(sal, Tensor) or sal.ndim != 4 or sal.shape[1] != 1:
-        raise ValueError(f"`sal` must be saliency maps of shape [B,1,H,W], got {tuple(getattr(sal, 'shape', ()))}")
+        shape = tuple(getattr(sal, 'shape', ()))
+        raise ValueError(f"`sal` must be saliency maps of shape [B,1,H,W], got {shape}")
     B, _, H, W = sal.shape
     k = round(fraction * H * W)
-    if k == 0: raise ValueError(f"`fraction`={fraction} selects no pixel of a {H}x{W} image; use at least {1/(H*W):.2g}")
+    if k == 0:
+        raise ValueError(f"`fraction`={fraction} selects no pixel of a {H}x{W} image; "
+                         f"use at least {1/(H*W):.2g}")
     idx = sal.flatten(1).topk(k, dim=1, largest=False).indices
-    return torch.zeros(B, H * W, dtype=torch.bool, device=sal.device).scatter_(1, idx, True).view(B, 1, H, W)
+    mask = torch.zeros(B, H * W, dtype=torch.bool, device=sal.device).scatter_(1, idx, True)
+    return mask.view(B, 1, H, W)
 
-def fill_pixels(xp:Tensor, # images `[B,C,H,W]` in pixel space [0,1]
-                mask:Tensor, # pixels to replace `[B,1,H,W]` (bool)
-                value:Union[Literal["random","mean"], float]='random', # uniform in the image's range, its mean, or a constant
-               )->Tensor: # the images with the masked pixels replaced in all channels
+# %% ../../nbs/10_callback.guided.ipynb #8a1db79e
+def _check_value(v):
+    if v in ('random', 'mean'): return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+        raise ValueError(f"`mask_value` must be 'random', 'mean' or a constant pixel value "
+                         f"in [0,1], got {v!r}")
+    return float(v)
+
+def fill_pixels(
+    xp:Tensor, # images `[B,C,H,W]` in pixel space [0,1]
+    mask:Tensor, # pixels to replace `[B,1,H,W]` (bool)
+    value:Union[Literal["random","mean"], float]='random', # uniform in the image's range, its mean, or a constant
+)->Tensor: # the images with the masked pixels replaced in all channels
     "Pixel-space images with the pixels in `mask` replaced"
     value = _check_value(value)
     if value == 'random':
@@ -83,47 +92,53 @@ def fill_pixels(xp:Tensor, # images `[B,C,H,W]` in pixel space [0,1]
     return torch.where(mask.to(xp.device), fill, xp)
 
 # %% ../../nbs/10_callback.guided.ipynb #77c029fa
-def mask_low_saliency(model:nn.Module, # the classifier, in model space
-                      x:Tensor, # images `[B,C,H,W]` in model space
-                      target:Optional[Union[int, Tensor, Callable]]=None, # None: predicted class; int, labels `[B]`, multi-hot `[B,C]`
-                      fraction:float=0.1, # fraction of each image's pixels to replace, in (0,1)
-                      mask_value:Union[Literal["random","mean"], float]='random', # the fill (see `fill_pixels`)
-                      space:Optional[InputSpace]=None, # pixel<->model conversion; None: identity
-                      bn_eval:bool=True, # BatchNorm in eval mode for the saliency pass
-                     )->tuple: # masked images `[B,C,H,W]` (model space) and the mask `[B,1,H,W]`
+def mask_low_saliency(
+    model:nn.Module, # the classifier, in model space
+    x:Tensor, # images `[B,C,H,W]` in model space
+    target:Optional[Union[int, Tensor, Callable]]=None, # None: prediction; int, labels `[B]`, multi-hot `[B,C]`
+    fraction:float=0.1, # fraction of each image's pixels to replace, in (0,1)
+    mask_value:Union[Literal["random","mean"], float]='random', # the fill (see `fill_pixels`)
+    space:Optional[InputSpace]=None, # pixel<->model conversion; None: identity
+    bn_eval:bool=True, # BatchNorm in eval mode for the saliency pass
+)->tuple: # masked images `[B,C,H,W]` (model space) and the mask `[B,1,H,W]`
     "`x` with its `fraction` lowest-saliency pixels replaced (SGT's masked input), and the mask"
-    fraction, mask_value, space = _check_fraction(fraction), _check_value(mask_value), as_space(space)
-    x = check_images(x)
+    fraction, mask_value = _check_fraction(fraction), _check_value(mask_value)
+    space, x = as_space(space), check_images(x)
     sal, _ = input_saliency(model, x, target, space, bn_eval)
     m = low_saliency_mask(sal, fraction)
-    return space.to_model(fill_pixels(space.to_pixel(x.detach()), m, mask_value)).detach(), m
+    xm = fill_pixels(space.to_pixel(x.detach()), m, mask_value)
+    return space.to_model(xm).detach(), m
 
 # %% ../../nbs/10_callback.guided.ipynb #f95c8c39
-def consistency_kl(clean:Tensor, # logits `[B,C]` of the clean images: the reference distribution
-                   other:Tensor, # logits `[B,C]` of the second version of the images
-                   multi:bool=False, # multi-label logits: per-class Bernoulli distributions
-                  )->Tensor: # KL per sample `[B]`
-    "Per-sample KL(p(clean) ‖ p(other)) from logits: softmax, or per-class Bernoulli summed over classes (`multi`)"
+def consistency_kl(
+    clean:Tensor, # logits `[B,C]` of the clean images: the reference distribution
+    other:Tensor, # logits `[B,C]` of the second version of the images
+    multi:bool=False, # multi-label logits: per-class Bernoulli distributions
+)->Tensor: # KL per sample `[B]`
+    "Per-sample KL(p(clean) ‖ p(other)) of logits: softmax, or per-class Bernoulli summed (`multi`)"
     clean, other = plain(clean).float(), plain(other).float()
     if clean.shape != other.shape or clean.ndim != 2:
-        raise ValueError(f"expected two logit batches of the same shape [B,C], got {tuple(clean.shape)} and {tuple(other.shape)}")
+        raise ValueError("expected two logit batches of the same shape [B,C], "
+                         f"got {tuple(clean.shape)} and {tuple(other.shape)}")
     if multi:
-        lp, lq, ln, lnq = F.logsigmoid(clean), F.logsigmoid(other), F.logsigmoid(-clean), F.logsigmoid(-other)
+        lp, lq = F.logsigmoid(clean), F.logsigmoid(other)
+        ln, lnq = F.logsigmoid(-clean), F.logsigmoid(-other)
         return (lp.exp() * (lp - lq) + ln.exp() * (ln - lnq)).sum(1)
     lp, lq = F.log_softmax(clean, 1), F.log_softmax(other, 1)
     return (lp.exp() * (lp - lq)).sum(1)
 
 # %% ../../nbs/10_callback.guided.ipynb #9548e95c
 class ConsistencyCallback(FitColumns, Callback):
-    "Base: per training batch `x2 = make_input(x, y)`; loss += `weight`·mean KL(p(x) ‖ p(x2)), a Recorder column"
+    "Base: per training batch, loss += `weight`·mean KL(p(x) ‖ p(x2)), `x2 = make_input(x, y)`"
     order, col, weight = MixedPrecision.order + 1, 'kl', 1.0
-    _stateattrs = ('last', '_x2', '_pred2', '_mask', '_eps')   # the last batch's tensors: never pickled (`learn.export`)
+    # the last batch's tensors: never pickled (`learn.export`)
+    _stateattrs = ('last', '_x2', '_pred2', '_mask', '_eps')
     def __init__(self): super().__init__()   # the options belong to the subclasses
 
     def make_input(self,
-                   x:Tensor, # a training batch `[B,C,H,W]` in model space
-                   y:Tensor, # its labels `[B]` (or multi-hot `[B,C]`)
-                  )->Tensor: # the second version `x2` of the batch, in model space
+        x:Tensor, # a training batch `[B,C,H,W]` in model space
+        y:Tensor, # its labels `[B]` (or multi-hot `[B,C]`)
+    )->Tensor: # the second version `x2` of the batch, in model space
         "Build `x2` from a training batch (subclasses implement it)"
         raise NotImplementedError
 
@@ -133,7 +148,8 @@ class ConsistencyCallback(FitColumns, Callback):
         cols = [ValueMetric(self._kl_value, self.col)] + self._extra_metrics()
         self.add_columns(cols)   # also drops columns a fit that raised (no after_fit) left behind
         self._x2 = self._pred2 = None
-        self.before_train()   # `learn.validate()` fires before_fit but no before_train: the columns read empty sums
+        # `learn.validate()` fires before_fit but no before_train: the columns read empty sums
+        self.before_train()
 
     def _kl_value(self): return (self._kl_sum / self._n).item() if self._n else None
     def before_train(self): self._kl_sum, self._n = 0., 0
@@ -149,7 +165,8 @@ class ConsistencyCallback(FitColumns, Callback):
 
     def after_loss(self):
         if self._pred2 is None: return
-        kl = consistency_kl(plain(self.pred), self._pred2, multi=plain(self.yb[0]).ndim == 2).mean()
+        multi = plain(self.yb[0]).ndim == 2
+        kl = consistency_kl(plain(self.pred), self._pred2, multi=multi).mean()
         wkl = self.weight * kl
         self.learn.loss = (self.learn.loss + wkl).detach()
         # GradientAccumulation has divided the task term already
@@ -158,8 +175,9 @@ class ConsistencyCallback(FitColumns, Callback):
         self.last = dict(x2=self._x2, kl=kl.detach(), **self._last_extra())
 
     def _acc_scale(self):
-        "What `GradientAccumulation` (run before this callback) divided `loss_grad` by: `n_acc/bs`, 1 without it"
-        gas = [c for c in self.learn.cbs if isinstance(c, GradientAccumulation) and c.order < self.order]
+        "What an earlier `GradientAccumulation` divided `loss_grad` by: `n_acc/bs`, 1 without it"
+        gas = [c for c in self.learn.cbs
+               if isinstance(c, GradientAccumulation) and c.order < self.order]
         return math.prod(c.n_acc / find_bs(self.yb) for c in gas)
 
     def _last_extra(self): return {}
@@ -170,14 +188,14 @@ class ConsistencyCallback(FitColumns, Callback):
 
 # %% ../../nbs/10_callback.guided.ipynb #c35d99b6
 class SaliencyGuidedCallback(ConsistencyCallback):
-    "Saliency Guided Training (Ismail et al. 2021): loss + `lam`·KL(p(x) ‖ p(x, lowest-saliency pixels masked))"
+    "Saliency Guided Training (Ismail et al. 2021): loss + `lam`·KL(p(x) ‖ p(x_masked))"
     col = 'sgt_kl'
     def __init__(self,
-                 fraction:float=0.1, # fraction of each image's pixels to mask, in (0,1): 0.1 on CIFAR-10, 0.5 on MNIST
-                 lam:float=1.0, # weight λ of the consistency term
-                 mask_value:Union[Literal["random","mean"], float]='random', # the fill (see `fill_pixels`)
-                 bn_eval:bool=True, # BatchNorm in eval mode for the saliency pass
-                ):
+        fraction:float=0.1, # fraction of pixels to mask, in (0,1): 0.1 on CIFAR-10, 0.5 on MNIST
+        lam:float=1.0, # weight λ of the consistency term
+        mask_value:Union[Literal["random","mean"], float]='random', # the fill (see `fill_pixels`)
+        bn_eval:bool=True, # BatchNorm in eval mode for the saliency pass
+    ):
         self.fraction, self.mask_value = _check_fraction(fraction), _check_value(mask_value)
         self.lam = check_eps(lam, 'lam')
         self.bn_eval = bn_eval
@@ -186,58 +204,76 @@ class SaliencyGuidedCallback(ConsistencyCallback):
     def weight(self): return self.lam
 
     def make_input(self,
-                   x:Tensor, # a training batch `[B,C,H,W]` in model space
-                   y:Tensor, # its labels `[B]` (or multi-hot `[B,C]`)
-                  )->Tensor: # `x` with its lowest-saliency pixels masked
+        x:Tensor, # a training batch `[B,C,H,W]` in model space
+        y:Tensor, # its labels `[B]` (or multi-hot `[B,C]`)
+    )->Tensor: # `x` with its lowest-saliency pixels masked
         "The masked batch (`mask_low_saliency`); keeps the mask for `last`"
-        x2, self._mask = mask_low_saliency(self.model, x, y, self.fraction, self.mask_value, self._space, self.bn_eval)
+        x2, self._mask = mask_low_saliency(self.model, x, y, self.fraction, self.mask_value,
+                                           self._space, self.bn_eval)
         return x2
 
     def _last_extra(self): return dict(mask=self._mask)
     def __repr__(self):
-        return f"SaliencyGuidedCallback(fraction={self.fraction}, lam={self.lam}, mask_value={self.mask_value!r})"
+        return (f"SaliencyGuidedCallback(fraction={self.fraction}, lam={self.lam}, "
+                f"mask_value={self.mask_value!r})")
+
+# %% ../../nbs/10_callback.guided.ipynb #8dd4bf6f
+def _budgets(eps, B, default):
+    "`eps` as `B` budgets, checked: one per image, or one number for all; None: `default`"
+    if eps is None: eps = torch.full((B,), default)
+    eps = plain(torch.as_tensor(eps)).float().flatten()
+    if eps.numel() == 1: eps = eps.expand(B)
+    if len(eps) != B:
+        raise ValueError(f"`eps` has {len(eps)} budgets for {B} images; "
+                         "give one per image or a number")
+    if not torch.isfinite(eps).all() or (eps < 0).any():
+        raise ValueError("`eps` budgets must be finite and >= 0 (pixel units)")
+    return eps
+
+def _weights(mask, x):
+    "`mask` as float weights in [0,1], checked against the images `x`; None: all 1"
+    B, _, H, W = x.shape
+    if mask is None: mask = torch.ones(B, 1, H, W)
+    mask = plain(mask)
+    if (mask.ndim != 4 or mask.shape[0] != B or mask.shape[1] not in (1, x.shape[1])
+            or mask.shape[2:] != (H, W)):
+        raise ValueError(f"`mask` must have shape [B,1,H,W] or [B,C,H,W] = [{B},1,{H},{W}], "
+                         f"got {tuple(mask.shape)}")
+    mask = mask.float()
+    if (mask < 0).any() or (mask > 1).any():
+        raise ValueError("`mask` values must lie in [0,1] (a bool mask, or weights)")
+    return mask
 
 # %% ../../nbs/10_callback.guided.ipynb #9f0d4ac2
 class MaskedPGD(PGD):
     "PGD with a budget per image whose perturbation is multiplied by a pixel `mask` at every step"
     def __init__(self,
-                 eps:float=0.2, # default budget in pixel units (L2 by default; e.g. 2/255 for `norm='linf'`)
-                 steps:int=5, # gradient steps
-                 norm:Literal["linf","l2"]='l2', # the ball: L∞ (signed steps) or L2 (normalized-gradient steps)
-                 step_size:Optional[float]=None, # step length for `eps`, scaled per image; None: 2.5·eps/steps
-                 random_start:bool=True, # start from a uniform point in the masked ball
-                 loss:Optional[Callable]=None, # `loss(logits, y)` -> [B]; None: cross-entropy, BCE for multi-hot `y`
-                 bn_eval:bool=True, # BatchNorm in eval mode during the attack; False keeps its training mode
-                ):
-        super().__init__(eps, steps=steps, norm=norm, step_size=step_size, random_start=random_start, loss=loss,
-                         bn_eval=bn_eval)
+        eps:float=0.2, # default budget in pixel units (L2 by default; e.g. 2/255 for `norm='linf'`)
+        steps:int=5, # gradient steps
+        norm:Literal["linf","l2"]='l2', # the ball: L∞ (signed steps) or L2 (normalized gradient)
+        step_size:Optional[float]=None, # step for `eps`, scaled per image; None: 2.5·eps/steps
+        random_start:bool=True, # start from a uniform point in the masked ball
+        loss:Optional[Callable]=None, # `loss(logits, y)` -> [B]; None: cross-entropy (BCE if multi-hot)
+        bn_eval:bool=True, # BatchNorm in eval mode during the attack; False keeps its training mode
+    ):
+        super().__init__(eps, steps=steps, norm=norm, step_size=step_size,
+                         random_start=random_start, loss=loss, bn_eval=bn_eval)
         self._e = self._a = self._m = None
 
     def _rel_step(self): return self.alpha / self.eps if self.eps > 0 else 2.5 / self.steps
 
     def __call__(self,
-                 model:nn.Module, # the classifier, in model space
-                 x:Tensor, # images `[B,C,H,W]` in model space
-                 y:Tensor, # labels `[B]` / multi-hot `[B,C]`, or whatever `loss` takes as its second argument
-                 space:Optional[InputSpace]=None, # pixel<->model conversion; None: identity
-                 eps:Optional[Union[float, Tensor]]=None, # budget per image `[B]` (or one number); None: `self.eps`
-                 mask:Optional[Tensor]=None, # weights in [0,1] `[B,1,H,W]` or `[B,C,H,W]` for δ; None: everywhere
-                )->Tensor: # adversarial images in model space
-        "Adversarial `x` with `‖δ_i‖ ≤ eps[i]` and `δ` zero where `mask` is 0 (damped where in (0,1))"
+        model:nn.Module, # the classifier, in model space
+        x:Tensor, # images `[B,C,H,W]` in model space
+        y:Tensor, # labels `[B]` / multi-hot `[B,C]`, or whatever `loss` takes as `y`
+        space:Optional[InputSpace]=None, # pixel<->model conversion; None: identity
+        eps:Optional[Union[float, Tensor]]=None, # budgets `[B]` (or one number); None: `self.eps`
+        mask:Optional[Tensor]=None, # δ's weights in [0,1], `[B,1,H,W]` or `[B,C,H,W]`; None: all 1
+    )->Tensor: # adversarial images in model space
+        "Adversarial `x`: `‖δ_i‖ ≤ eps[i]`, `δ` zero where `mask` is 0 (damped where in (0,1))"
         x = check_images(x)
-        B, _, H, W = x.shape
-        if eps is None: eps = torch.full((B,), self.eps)
-        eps = plain(torch.as_tensor(eps)).float().flatten()
-        if eps.numel() == 1: eps = eps.expand(B)
-        if len(eps) != B: raise ValueError(f"`eps` has {len(eps)} budgets for {B} images; give one per image or a number")
-        if not torch.isfinite(eps).all() or (eps < 0).any():
-            raise ValueError("`eps` budgets must be finite and >= 0 (pixel units)")
-        if mask is None: mask = torch.ones(B, 1, H, W)
-        mask = plain(mask)
-        if mask.ndim != 4 or mask.shape[0] != B or mask.shape[1] not in (1, x.shape[1]) or mask.shape[2:] != (H, W):
-            raise ValueError(f"`mask` must have shape [B,1,H,W] or [B,C,H,W] = [{B},1,{H},{W}], got {tuple(mask.shape)}")
-        mask = mask.float()
-        if (mask < 0).any() or (mask > 1).any(): raise ValueError("`mask` values must lie in [0,1] (a bool mask, or weights)")
+        eps = _budgets(eps, len(x), self.eps)
+        mask = _weights(mask, x)
         self._e = eps.to(x.device).view(-1, 1, 1, 1)
         self._a, self._m = self._e * self._rel_step(), mask.to(x.device)
         try: return super().__call__(model, x, y, space)
@@ -249,7 +285,7 @@ class MaskedPGD(PGD):
         if self.norm == 'linf': d = (torch.rand_like(xp) * 2 - 1) * e * m
         else:
             g = torch.randn_like(xp) * m
-            d = g / (_rownorm(g) + 1e-12) * e * torch.rand(len(xp), 1, 1, 1, device=xp.device)
+            d = g / (row_norm(g) + 1e-12) * e * torch.rand(len(xp), 1, 1, 1, device=xp.device)
         return (xp + d).clamp_(0, 1) - xp
 
     def _step(self, d, g, xp):
@@ -257,25 +293,27 @@ class MaskedPGD(PGD):
         if self.norm == 'linf': d = torch.minimum(torch.maximum(d + a * g.sign() * m, -e), e)
         else:
             gm = g * m
-            d = d + a * gm / (_rownorm(gm) + 1e-10)
-            d = d * (e / (_rownorm(d) + 1e-12)).clamp(max=1.)
+            d = d + a * gm / (row_norm(gm) + 1e-10)
+            d = d * (e / (row_norm(d) + 1e-12)).clamp(max=1.)
         return (xp + d).clamp_(0, 1) - xp
 
 # %% ../../nbs/10_callback.guided.ipynb #aaf56b95
 _adapts = ('confidence', 'concentration', 'none')
 
-def scaat_budget(eps:float, # the largest budget, pixel units
-                 logits:Tensor, # clean eval-mode logits `[B,C]`
-                 y:Tensor, # labels `[B]` or multi-hot `[B,C]`
-                 sal:Optional[Tensor]=None, # saliency maps `[B,1,H,W]` (needed by 'concentration')
-                 adapt:Literal["confidence","concentration","none"]='confidence', # the budget rule
-                )->Tensor: # budget per image `[B]`
-    "Per-sample budget: `eps`·p(y|x) ('confidence'), `eps`·gini of the map `sal` ('concentration') or `eps` ('none')"
+def scaat_budget(
+    eps:float, # the largest budget, pixel units
+    logits:Tensor, # clean eval-mode logits `[B,C]`
+    y:Tensor, # labels `[B]` or multi-hot `[B,C]`
+    sal:Optional[Tensor]=None, # saliency maps `[B,1,H,W]` (needed by 'concentration')
+    adapt:Literal["confidence","concentration","none"]='confidence', # the budget rule
+)->Tensor: # budget per image `[B]`
+    "Per-image budget `eps`·a: a = p(y|x) ('confidence'), gini(`sal`) ('concentration') or 1 ('none')"
     logits, y = plain(logits).detach().float(), plain(y)
     if adapt == 'none': return torch.full((len(logits),), float(eps), device=logits.device)
     if adapt == 'confidence':
         if y.ndim == 2:
-            p = logits.sigmoid(); yv = y.to(p)
+            p = logits.sigmoid()
+            yv = y.to(p)
             a = (yv * p + (1 - yv) * (1 - p)).mean(1)
         else: a = logits.softmax(1).gather(1, y.long().view(-1, 1).to(logits.device))[:, 0]
     elif adapt == 'concentration':
@@ -284,15 +322,17 @@ def scaat_budget(eps:float, # the largest budget, pixel units
     else: raise ValueError(f"`adapt` must be one of {_adapts}, got {adapt!r}")
     return eps * a
 
-def scaat_input(model:nn.Module, # the classifier, in model space
-                x:Tensor, # images `[B,C,H,W]` in model space
-                y:Tensor, # labels `[B]` or multi-hot `[B,C]`
-                attack:MaskedPGD, # the attack: its `eps` is the largest budget
-                region:float=0.5, # fraction of each image's pixels (the lowest-saliency ones) the attack may change
-                adapt:Literal["confidence","concentration","none"]='confidence', # the budget rule (`scaat_budget`)
-                space:Optional[InputSpace]=None, # pixel<->model conversion; None: identity
-               )->tuple: # adversarial images (model space), the mask `[B,1,H,W]` and the budgets `[B]`
-    "SCAAT-style adversarial batch confined to the `region` lowest-saliency pixels, with its mask and budgets"
+# %% ../../nbs/10_callback.guided.ipynb #75dc249f
+def scaat_input(
+    model:nn.Module, # the classifier, in model space
+    x:Tensor, # images `[B,C,H,W]` in model space
+    y:Tensor, # labels `[B]` or multi-hot `[B,C]`
+    attack:MaskedPGD, # the attack: its `eps` is the largest budget
+    region:float=0.5, # fraction of pixels (the lowest-saliency ones) the attack may change
+    adapt:Literal["confidence","concentration","none"]='confidence', # budget rule (`scaat_budget`)
+    space:Optional[InputSpace]=None, # pixel<->model conversion; None: identity
+)->tuple: # adversarial images (model space), the mask `[B,1,H,W]` and the budgets `[B]`
+    "Adversarial batch confined to the `region` lowest-saliency pixels, with its mask and budgets"
     space, x, y = as_space(space), check_images(x), plain(y)
     sal, logits = input_saliency(model, x, y, space, attack.bn_eval)
     mask = low_saliency_mask(sal, region)
@@ -305,40 +345,48 @@ def scaat_input(model:nn.Module, # the classifier, in model space
 
 # %% ../../nbs/10_callback.guided.ipynb #32340d6e
 class SCAATCallback(ConsistencyCallback):
-    "SCAAT-style training: loss + `beta`·KL(p(x) ‖ p(x+δ)), δ adversarial in the low-saliency region, adaptive budget"
+    "SCAAT-style training: loss + `beta`·KL(p(x) ‖ p(x+δ)), δ adversarial in low-saliency pixels"
     col = 'scaat_kl'
     def __init__(self,
-                 eps:float=0.2, # the largest budget, pixel units (L2 by default)
-                 steps:int=5, # attack steps
-                 norm:Literal["linf","l2"]='l2', # the attack's ball
-                 region:float=0.5, # fraction of each image's pixels (the lowest-saliency ones) the attack may change
-                 beta:float=1.0, # weight β of the consistency term
-                 adapt:Literal["confidence","concentration","none"]='confidence', # the budget rule (`scaat_budget`)
-                 step_size:Optional[float]=None, # step length for `eps`, scaled per image; None: 2.5·eps/steps
-                 bn_eval:bool=True, # BatchNorm in eval mode for the saliency pass and the attack
-                ):
-        if adapt not in _adapts: raise ValueError(f"`adapt` must be one of {_adapts}, got {adapt!r}")
-        self.region, self.beta, self.adapt = _check_fraction(region, 'region'), check_eps(beta, 'beta'), adapt
-        self.attack = MaskedPGD(eps, steps=steps, norm=norm, step_size=step_size, random_start=True, bn_eval=bn_eval)
+        eps:float=0.2, # the largest budget, pixel units (L2 by default)
+        steps:int=5, # attack steps
+        norm:Literal["linf","l2"]='l2', # the attack's ball
+        region:float=0.5, # fraction of pixels (the lowest-saliency ones) the attack may change
+        beta:float=1.0, # weight β of the consistency term
+        adapt:Literal["confidence","concentration","none"]='confidence', # budget rule (`scaat_budget`)
+        step_size:Optional[float]=None, # step for `eps`, scaled per image; None: 2.5·eps/steps
+        bn_eval:bool=True, # BatchNorm in eval mode for the saliency pass and the attack
+    ):
+        if adapt not in _adapts:
+            raise ValueError(f"`adapt` must be one of {_adapts}, got {adapt!r}")
+        self.region = _check_fraction(region, 'region')
+        self.beta, self.adapt = check_eps(beta, 'beta'), adapt
+        self.attack = MaskedPGD(eps, steps=steps, norm=norm, step_size=step_size, random_start=True,
+                                bn_eval=bn_eval)
 
     @property
     def weight(self): return self.beta
 
     def _extra_metrics(self):
-        return [ValueMetric(lambda: (self._eps_sum / self._n).item() if self._n else None, 'scaat_eps')]
-    def before_train(self): super().before_train(); self._eps_sum = 0.
+        mean_eps = lambda: (self._eps_sum / self._n).item() if self._n else None
+        return [ValueMetric(mean_eps, 'scaat_eps')]
+
+    def before_train(self):
+        super().before_train()
+        self._eps_sum = 0.
 
     def make_input(self,
-                   x:Tensor, # a training batch `[B,C,H,W]` in model space
-                   y:Tensor, # its labels `[B]` (or multi-hot `[B,C]`)
-                  )->Tensor: # the adversarial batch (`scaat_input`)
+        x:Tensor, # a training batch `[B,C,H,W]` in model space
+        y:Tensor, # its labels `[B]` (or multi-hot `[B,C]`)
+    )->Tensor: # the adversarial batch (`scaat_input`)
         "The SCAAT-style adversarial batch; keeps its mask and budgets for `last`"
-        x2, self._mask, self._eps = scaat_input(self.model, x, y, self.attack, self.region, self.adapt, self._space)
+        x2, self._mask, self._eps = scaat_input(self.model, x, y, self.attack, self.region,
+                                                self.adapt, self._space)
         self._eps_sum = self._eps_sum + self._eps.mean()
         return x2
 
     def _last_extra(self): return dict(mask=self._mask, eps=self._eps)
     def __repr__(self):
         a = self.attack
-        return (f"SCAATCallback(eps={a.eps:.4g}, steps={a.steps}, norm={a.norm!r}, region={self.region}, "
-                f"beta={self.beta}, adapt={self.adapt!r})")
+        return (f"SCAATCallback(eps={a.eps:.4g}, steps={a.steps}, norm={a.norm!r}, "
+                f"region={self.region}, beta={self.beta}, adapt={self.adapt!r})")

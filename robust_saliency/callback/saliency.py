@@ -11,26 +11,28 @@ from typing import Optional, Union
 import pandas as pd
 import torch
 from torch import Tensor
-from fastcore.basics import store_attr, listify
+from fastcore.basics import store_attr, listify, patch
 from fastcore.meta import delegates
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.learner import Recorder, ValueMetric
 from ..core import plain, check_images, as_space, model_device, FitColumns
-from ..saliency import get_method, SaliencyMethod, _named_methods
+from ..saliency import get_method, SaliencyMethod, named_methods
 from ..metrics import gini, pointing_game, mask_auc
 from ..data import annotations
 
 # %% auto #0
 __all__ = ['SaliencyCallback']
 
-# %% ../../nbs/06_callback.saliency.ipynb #5b586ec2
+# %% ../../nbs/06_callback.saliency.ipynb #c742a132
 def _mean(v): return v.float().mean().item()
-def _own(t): return None if t is None else plain(t).clone()   # a slice would keep (and `export` pickle) its whole base
+# a copy: a slice would keep (and `export` pickle) its whole base
+def _own(t): return None if t is None else plain(t).clone()
 
 def _inference(learn):
-    "Is `learn` in `get_preds`/`predict`/`validate`? They fire before_fit/after_fit too, but never train"
-    lock = getattr(learn, 'lock', None)     # fastai's `validation_context` holds it, `get_preds` adds `gather_preds`
+    "Is `learn` in `get_preds`/`predict`/`validate`? They fire before_fit/after_fit but never train"
+    # fastai's `validation_context` holds the lock, `get_preds` adds `gather_preds`
+    lock = getattr(learn, 'lock', None)
     return hasattr(learn, 'gather_preds') or (lock is not None and lock.locked())
 
 def _decode(dls, items):
@@ -38,46 +40,50 @@ def _decode(dls, items):
     dl = dls.test_dl(list(items), bs=len(items))
     return as_space(dls).to_pixel(plain(dl.one_batch()[0])).cpu()
 
+# %% ../../nbs/06_callback.saliency.ipynb #5b586ec2
 class SaliencyCallback(FitColumns, Callback):
-    "Track saliency maps of a fixed probe set during training: sharpness/localisation as Recorder columns, maps per epoch"
+    "Scores of a probe set's saliency maps as Recorder columns in training, and the maps per epoch"
     order = Recorder.order - 1          # must add its columns before the Recorder names them
     def __init__(self,
-                 x:Optional[Tensor]=None, # probe images [N,C,H,W]; None: the first `n` validation images
-                 y:Optional[Tensor]=None, # labels of `x`, for `target='label'`
-                 masks:Optional[Tensor]=None, # ground-truth masks [N,1,H,W] of `x`: adds the localisation columns
-                 methods:Union[str,SaliencyMethod,list,dict]='gradient', # names for `get_method`, methods, or {name: method}
-                 target:Union[str,Tensor,None]='label', # 'label': the probe labels; None: the predicted class; or a tensor
-                 every:int=1, # extract the maps at the end of every `every`-th epoch
-                 n:int=16, # number of probe images taken from the validation set when `x` is None
-                 pixel:bool=True, # `x` is in pixel space ([0,1]); False: in model space
-                 initial:bool=True, # also extract the maps before training (`cb.maps[-1]`)
-                 keep_maps:bool=True, # keep the maps, on the CPU, in `cb.maps[epoch][method]`
-                 verbose:bool=True, # print the mean overhead at the end of `fit`
-                ):
-        self.methods = _named_methods(methods)
+        x:Optional[Tensor]=None, # probe images [N,C,H,W]; None: the first `n` validation images
+        y:Optional[Tensor]=None, # labels of `x`, for `target='label'`
+        masks:Optional[Tensor]=None, # ground-truth masks [N,1,H,W]: adds the localisation columns
+        methods:Union[str,SaliencyMethod,list,dict]='gradient', # method names or objects, or {name: method}
+        target:Union[str,Tensor,None]='label', # 'label': probe labels; None: the prediction; or a tensor
+        every:int=1, # extract the maps at the end of every `every`-th epoch
+        n:int=16, # number of probe images taken from the validation set when `x` is None
+        pixel:bool=True, # `x` is in pixel space ([0,1]); False: in model space
+        initial:bool=True, # also extract the maps before training (`cb.maps[-1]`)
+        keep_maps:bool=True, # keep the maps, on the CPU, in `cb.maps[epoch][method]`
+        verbose:bool=True, # print the mean overhead at the end of `fit`
+    ):
+        self.methods = named_methods(methods)
         if x is not None: x = _own(check_images(x, 'x'))
         if isinstance(y, Tensor): y = _own(y)
         if masks is not None:
             masks = _own(masks)
             if x is not None and (masks.shape[0] != x.shape[0] or masks.shape[-2:] != x.shape[-2:]):
-                raise ValueError(f"`masks` {tuple(masks.shape)} must have one [1,H,W] mask per probe image {tuple(x.shape)}")
+                raise ValueError(f"`masks` {tuple(masks.shape)} must have one [1,H,W] mask "
+                                 f"per probe image {tuple(x.shape)}")
         if target == 'label' and x is not None and y is None: target = None
-        if not isinstance(every, int) or every < 1: raise ValueError(f"`every` must be a positive int (epochs), got {every!r}")
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"`every` must be a positive int (epochs), got {every!r}")
         store_attr('x,y,masks,target,every,n,pixel,initial,keep_maps,verbose')
         self._t_epoch, self._hist = None, None
 
     @classmethod
     @delegates(__init__, but=['x', 'y', 'masks', 'n', 'pixel'])
     def from_annotations(cls,
-                         dls:DataLoaders, # built by `robust_saliency.data` (built-in or real-format data)
-                         n:int=16, # number of probe images: the first `n` of `split`
-                         split:Union[str,int]='valid', # 'train', 'valid' or the index of a loader
-                         mask:Optional[str]='disc_mask', # the annotation used as masks ('lesion_mask', ...); None: none
-                         **kwargs):
-        "Probe set = the first `n` images of `split` of a `robust_saliency.data` `DataLoaders`, with labels and `mask`"
+        dls:DataLoaders, # built by `robust_saliency.data` (built-in or real-format data)
+        n:int=16, # number of probe images: the first `n` of `split`
+        split:Union[str,int]='valid', # 'train', 'valid' or the index of a loader
+        mask:Optional[str]='disc_mask', # annotation used as masks ('lesion_mask', ...); None: none
+        **kwargs,
+    ):
+        "Probe set: the first `n` images of `split` of `dls`, with their labels and `mask`"
         d = annotations(dls, split)
         d = d[list(range(min(n, len(d))))]
-        # file-backed loaders (HAM10000, ChestX-ray14) keep file names, not images: decode those files
+        # file-backed loaders (HAM10000, ChestX-ray14) keep file names, not images: decode the files
         x = d.images if d.images is not None else _decode(dls, d.items)
         return cls(x, y=d.labels, masks=getattr(d, mask) if mask else None, **kwargs)
 
@@ -85,87 +91,111 @@ class SaliencyCallback(FitColumns, Callback):
         cols = ['gini'] + (['pointing', 'mask_auc'] if self.masks is not None else [])
         return [f'{k}_{c}' for k in self.methods for c in cols]
 
-    def before_fit(self):
-        # stay out of `lr_find` and of `get_preds`/`predict`/`validate` (an exported learner has no data); fastai
-        # skips our other events while `run` is False and resets it after the fit, also after one nested in a fit
-        self.run = not (hasattr(self.learn, 'lr_finder') or _inference(self.learn))
-        if not self.run: return
-        self.values, self._fresh, self._t_epoch = {}, True, None
-        cols = [ValueMetric(self._getter(c), c) for c in self._columns()]
-        self.add_columns(cols)   # also drops columns a fit that raised (no after_fit) left behind
-
-    def _probe(self):
-        "Set the probe set `_x`, `_y` (model space) and `_space` from `learn.dls`"
-        self._space = space = as_space(self.dls)
-        if self.x is None:
-            dl = self.dls.valid   # not shuffled: its first `n` images, also when a batch holds fewer
-            xb, yb = (dl if dl.bs >= self.n else dl.new(bs=self.n)).one_batch()
-            self._x, self._y = _own(xb[:self.n]), _own(yb[:self.n])
-            if self.masks is not None and self.masks.shape[0] != len(self._x):
-                raise ValueError(f"`masks` has {self.masks.shape[0]} masks for {len(self._x)} probe images")
-        else:
-            dev = model_device(self.model)
-            self._x = space.to_model(self.x.to(dev)) if self.pixel else self.x.to(dev)
-            self._y = None if self.y is None else plain(self.y).to(dev)
-
-    def _getter(self, col): return lambda: self.values.get(col, float('nan'))
-
-    def _target(self):
-        if self.target == 'label': return self._y
-        return self.target
-
-    def _extract(self, key):
-        "Maps of every method on the probe set, their scores into `self.values`, maps into `self.maps[key]`"
+# %% ../../nbs/06_callback.saliency.ipynb #60562b38
+@patch
+def _probe(self:SaliencyCallback):
+    "Set the probe set `_x`, `_y` (model space) and `_space` from `learn.dls`"
+    self._space = space = as_space(self.dls)
+    if self.x is None:
+        # not shuffled: its first `n` images, also when a batch holds fewer
+        dl = self.dls.valid
+        xb, yb = (dl if dl.bs >= self.n else dl.new(bs=self.n)).one_batch()
+        self._x, self._y = _own(xb[:self.n]), _own(yb[:self.n])
+        if self.masks is not None and self.masks.shape[0] != len(self._x):
+            raise ValueError(f"`masks` has {self.masks.shape[0]} masks "
+                             f"for {len(self._x)} probe images")
+    else:
         dev = model_device(self.model)
-        if dev.type == 'cuda': torch.cuda.synchronize(dev)
-        t0 = time.perf_counter()
-        vals, maps = {}, {}
-        for name, m in self.methods.items():
-            s = m(self.model, self._x, target=self._target(), space=self._space)
-            vals[f'{name}_gini'] = _mean(gini(s))
-            if self.masks is not None:
-                mk = self.masks.to(s.device)
-                vals[f'{name}_pointing'] = _mean(pointing_game(s, masks=mk))
-                vals[f'{name}_mask_auc'] = _mean(mask_auc(s, masks=mk))
-            if self.keep_maps: maps[name] = s.detach().cpu()
-        if dev.type == 'cuda': torch.cuda.synchronize(dev)
-        if self.keep_maps: self.maps[key] = maps
-        self.values = vals
-        return time.perf_counter() - t0
+        self._x = space.to_model(self.x.to(dev)) if self.pixel else self.x.to(dev)
+        self._y = None if self.y is None else plain(self.y).to(dev)
 
-    def before_train(self):
-        # `learn.validate()` also fires before_fit/after_fit, but never before_train: the history starts here
-        if not self.run: return
-        if self._fresh:
-            self.maps, self.times, self.epoch_times, self._fresh = {}, [], [], False    # each fit starts afresh
-            self._probe()       # here, not in before_fit: `tta` fires before_fit but never trains
-            rec = self.learn.recorder   # its rows of this fit: `validate`/`get_preds` give the Recorder new lists
-            self._hist = (list(rec.metric_names[1:-1] if rec.add_time else rec.metric_names[1:]), rec.values)
-            if self.initial: self._extract(-1)
-        self.values, self._t_epoch = {}, time.perf_counter()
+@patch
+def _target(self:SaliencyCallback):
+    if self.target == 'label': return self._y
+    return self.target
 
-    def after_train(self):
-        if self.run and (self.epoch + 1) % self.every == 0: self.times.append(self._extract(self.epoch))
+@patch
+def _extract(self:SaliencyCallback, key):
+    "Each method's maps of the probe set: scores to `self.values`, maps to `self.maps[key]`"
+    dev = model_device(self.model)
+    if dev.type == 'cuda': torch.cuda.synchronize(dev)
+    t0 = time.perf_counter()
+    vals, maps = {}, {}
+    for name, m in self.methods.items():
+        s = m(self.model, self._x, target=self._target(), space=self._space)
+        vals[f'{name}_gini'] = _mean(gini(s))
+        if self.masks is not None:
+            mk = self.masks.to(s.device)
+            vals[f'{name}_pointing'] = _mean(pointing_game(s, masks=mk))
+            vals[f'{name}_mask_auc'] = _mean(mask_auc(s, masks=mk))
+        if self.keep_maps: maps[name] = s.detach().cpu()
+    if dev.type == 'cuda': torch.cuda.synchronize(dev)
+    if self.keep_maps: self.maps[key] = maps
+    self.values = vals
+    return time.perf_counter() - t0
 
-    def after_epoch(self):
-        if self.run and self._t_epoch is not None: self.epoch_times.append(time.perf_counter() - self._t_epoch)
-        self._t_epoch = None
+# %% ../../nbs/06_callback.saliency.ipynb #0b6457c1
+@patch
+def before_fit(self:SaliencyCallback):
+    # stay out of `lr_find` and of `get_preds`/`predict`/`validate` (an exported learner has
+    # no data); fastai skips our other events while `run` is False and resets it after the
+    # fit, also after one nested in a fit
+    self.run = not (hasattr(self.learn, 'lr_finder') or _inference(self.learn))
+    if not self.run: return
+    self.values, self._fresh, self._t_epoch = {}, True, None
+    cols = [ValueMetric(self._getter(c), c) for c in self._columns()]
+    self.add_columns(cols)   # also drops columns a fit that raised (no after_fit) left behind
 
-    def after_fit(self):
-        if not self.run: return
-        self.drop_columns()   # only our own: another SaliencyCallback's stay until its own after_fit
-        if self._hist is not None: self._hist = (self._hist[0], [list(r) for r in self._hist[1]])   # keep a copy
-        if self.verbose and self.times and not self._fresh: print(self.overhead_summary())
+@patch
+def _getter(self:SaliencyCallback, col): return lambda: self.values.get(col, float('nan'))
 
-    def overhead_summary(self):
-        "One line: mean seconds per evaluated epoch and share of the epoch time"
-        t, e = sum(self.times) / len(self.times), sum(self.epoch_times) / max(len(self.epoch_times), 1)
-        return (f"SaliencyCallback: {t:.3f}s per evaluated epoch for {len(self._x)} probe images x {len(self.methods)} "
-                f"method(s) ({100 * t / e:.1f}% of a {e:.2f}s epoch; every={self.every})")
+@patch
+def before_train(self:SaliencyCallback):
+    # `learn.validate()` fires before_fit/after_fit too, never before_train: history starts here
+    if not self.run: return
+    if self._fresh:
+        # each fit starts afresh
+        self.maps, self.times, self.epoch_times, self._fresh = {}, [], [], False
+        self._probe()       # here, not in before_fit: `tta` fires before_fit but never trains
+        # the Recorder's rows of this fit: `validate`/`get_preds` give the Recorder new lists
+        rec = self.learn.recorder
+        names = rec.metric_names[1:-1] if rec.add_time else rec.metric_names[1:]
+        self._hist = (list(names), rec.values)
+        if self.initial: self._extract(-1)
+    self.values, self._t_epoch = {}, time.perf_counter()
 
-    @property
-    def history(self):
-        "A DataFrame of the Recorder's columns per epoch of the last fit (so far, during one); None before any fit"
-        if self._hist is None: return None
-        cols, rows = self._hist
-        return pd.DataFrame([dict(zip(cols, r)) for r in rows], columns=cols)
+@patch
+def after_train(self:SaliencyCallback):
+    if self.run and (self.epoch + 1) % self.every == 0:
+        self.times.append(self._extract(self.epoch))
+
+@patch
+def after_epoch(self:SaliencyCallback):
+    if self.run and self._t_epoch is not None:
+        self.epoch_times.append(time.perf_counter() - self._t_epoch)
+    self._t_epoch = None
+
+@patch
+def after_fit(self:SaliencyCallback):
+    if not self.run: return
+    self.drop_columns()   # only ours: another SaliencyCallback's stay until its own after_fit
+    # keep a copy of the rows
+    if self._hist is not None: self._hist = (self._hist[0], [list(r) for r in self._hist[1]])
+    if self.verbose and self.times and not self._fresh: print(self.overhead_summary())
+
+# %% ../../nbs/06_callback.saliency.ipynb #43582e85
+@patch
+def overhead_summary(self:SaliencyCallback):
+    "One line: mean seconds per evaluated epoch and share of the epoch time"
+    t = sum(self.times) / len(self.times)
+    e = sum(self.epoch_times) / max(len(self.epoch_times), 1)
+    return (f"SaliencyCallback: {t:.3f}s per evaluated epoch for {len(self._x)} probe images "
+            f"x {len(self.methods)} method(s) "
+            f"({100 * t / e:.1f}% of a {e:.2f}s epoch; every={self.every})")
+
+@patch(as_prop=True)
+def history(self:SaliencyCallback):
+    "A DataFrame of the last fit's Recorder columns per epoch (so far, during one); None before any fit"
+    if self._hist is None: return None
+    cols, rows = self._hist
+    return pd.DataFrame([dict(zip(cols, r)) for r in rows], columns=cols)
