@@ -17,7 +17,7 @@ from fastai.data.core import DataLoaders
 from fastai.learner import Metric, Learner
 from .core import (plain, check_images, check_eps, per_sample_loss, InputSpace,
                                   as_space, preserve_state, frozen, model_device, fold_bn,
-                                  correctness, unwrap_model, amp_scale, row_norm,
+                                  correctness, unwrap_model, amp_scale, row_norm, input_grad,
                                   check_labels, check_pixel_range)
 
 # %% auto #0
@@ -153,12 +153,12 @@ def _run(self:PGD, net, x, y, xp, istd):
     for i in range(self.steps):
         xa, ya, da, pa = ((x, y, delta, xp) if rows is None else
                           (x[rows], y[rows], delta[rows], xp[rows]))
-        da = da.detach().requires_grad_()
-        logits = net(xa + da * istd)
-        # before the loss: a bad index is a device-side assert on CUDA
-        if i == 0: self._check_labels(logits, ya)
-        g, = torch.autograd.grad(self.objective(logits, ya).sum() * scale, da)
-        new = self._step(da.detach(), g, pa)
+        def loss(logits):
+            # before the loss: a bad index is a device-side assert on CUDA
+            if i == 0: self._check_labels(logits, ya)
+            return self.objective(logits, ya)
+        logits, _, g = input_grad(lambda d: net(xa + d * istd), da, loss, scale)
+        new = self._step(da, g, pa)
         if not self.early_stop:
             delta = new
             continue
@@ -373,12 +373,13 @@ class RegularizedPGD(PGD):
 def _run(self:RegularizedPGD, net, x, y, xp, istd):
     delta, scale = self._init(xp), amp_scale(x)
     for i in range(self.steps):
-        d = delta.detach().requires_grad_()
-        logits = net(x + d * istd)
-        if i == 0: self._check_labels(logits, y)
-        J = self.objective(logits, y)
-        if self.tv: J = J - self.tv * tv_penalty(d)
-        g, = torch.autograd.grad(J.sum() * scale, d)
+        def J(d):
+            logits = net(x + d * istd)
+            if i == 0: self._check_labels(logits, y)
+            j = self.objective(logits, y)
+            return j - self.tv * tv_penalty(d) if self.tv else j
+        _, _, g = input_grad(J, delta, scale=scale)
+        d = delta.detach()
         # unscaled (fp16 loss scaling): the step eta = step_size/‖g‖ and the L1 threshold eta·l1
         # use the true gradient
         g = g / scale

@@ -12,17 +12,18 @@ from copy import deepcopy as _deepcopy   # (a star import of fastai in the noteb
 import torch
 import torch.fx
 from torch import nn, Tensor
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, noop
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.data.transforms import Normalize
 from fastai.learner import Learner
 
 # %% auto #0
-__all__ = ['plain', 'model_device', 'check_images', 'check_eps', 'check_int', 'check_chunk', 'check_seed', 'check_norm',
-           'check_labels', 'check_pixel_range', 'Target', 'resolve_target', 'expand_multi', 'per_sample_loss',
-           'correctness', 'InputSpace', 'as_space', 'preserve_state', 'set_bn_eval', 'frozen', 'predicted_class',
-           'unwrap_model', 'amp_scale', 'row_norm', 'avg_ranks', 'small_cnn', 'fold_bn', 'DetachCleanup', 'FitColumns']
+__all__ = ['plain', 'model_device', 'all_finite', 'check_images', 'check_eps', 'check_int', 'check_chunk', 'auto_chunk',
+           'check_seed', 'check_norm', 'check_labels', 'check_pixel_range', 'Target', 'resolve_target', 'expand_multi',
+           'per_sample_loss', 'correctness', 'InputSpace', 'as_space', 'preserve_state', 'set_bn_eval', 'frozen',
+           'input_grad', 'predicted_class', 'unwrap_model', 'amp_scale', 'row_norm', 'avg_ranks', 'small_cnn',
+           'fold_bn', 'DetachCleanup', 'FitColumns']
 
 # %% ../nbs/00_core.ipynb #ac496dac
 def plain(x, # a tensor (a fastai subclass or not), a tuple/list of them, or any other object
@@ -41,6 +42,12 @@ def model_device(model:nn.Module, # any module
     return torch.device('cpu')
 
 # %% ../nbs/00_core.ipynb #5e0bdbb5
+def all_finite(t:Tensor, # a floating-point tensor
+              )->bool:
+    "Whether no entry of `t` is NaN or ±Inf"
+    # one min/max pass (NaN and ±Inf reach the extremes): far cheaper than `isfinite(t).all()`
+    return t.numel() == 0 or bool(torch.isfinite(torch.stack(torch.aminmax(t))).all())
+
 def check_images(x:Tensor, # image batch [B,C,H,W] of floats
                  name:str='x', # the argument's name, for the error message
                  finite:bool=True, # also reject NaN/Inf pixels
@@ -58,7 +65,7 @@ def check_images(x:Tensor, # image batch [B,C,H,W] of floats
         raise TypeError(f"`{name}` must be a floating-point tensor, got {x.dtype}; "
                         "convert uint8 images with `x.float()/255`")
     if x.shape[0] == 0: raise ValueError(f"`{name}` is an empty batch (B=0)")
-    if finite and not torch.isfinite(x).all():
+    if finite and not all_finite(x):
         n = int((~torch.isfinite(x)).sum())
         raise ValueError(f"`{name}` contains {n} NaN/Inf values; "
                          "clean the images (e.g. `torch.nan_to_num`) before calling")
@@ -90,13 +97,23 @@ def check_int(v:int, # the value to check
 
 def check_chunk(chunk:Optional[int], # samples per forward pass; None: all at once
                 what:str='samples', # what is counted, for the error message
+                none:str='all at once', # what None means, for the error message
                )->Optional[int]:
     "Validate a `chunk` argument: a positive int or None"
     if chunk is None: return None
     if not isinstance(chunk, numbers.Integral) or isinstance(chunk, bool) or chunk < 1:
-        raise ValueError(f"`chunk` ({what} per pass) must be a positive int or None (all at once), "
+        raise ValueError(f"`chunk` ({what} per pass) must be a positive int or None ({none}), "
                          f"got {chunk!r}")
     return chunk
+
+def auto_chunk(chunk:Optional[int], # images per forward pass; None: automatic
+               device:Union[str, torch.device], # where the passes run
+               cpu:int=32, # the automatic size on a CPU, whose convolutions run fastest at small batches
+               gpu:int=256, # the automatic size on an accelerator
+              )->int:
+    "`chunk` checked, or where it is None the pass size that runs fastest on `device`"
+    if chunk is None: return gpu if torch.device(device).type == 'cuda' else cpu
+    return check_chunk(chunk, 'images', 'automatic')
 
 def check_seed(seed:Optional[int], # a seed
                allow_none:bool=True, # None allowed (the global RNG)
@@ -383,6 +400,21 @@ def _same_state(a, b):
     return (a[0] == b[0] and a[1] == b[1] and a[3] == b[3] and
             all((g is None and h is None) or (g is not None and h is not None and torch.equal(g, h))
                 for g, h in zip(a[2], b[2])))
+
+# %% ../nbs/00_core.ipynb #951349b1
+def input_grad(f:Callable, # a function of the input, e.g. `lambda xp: model(space.to_model(xp))`
+               x:Tensor, # where to differentiate
+               loss:Callable=noop, # `f`'s output -> per-sample losses, summed; default: the output
+               scale:float=1., # multiplies the summed loss (fp16 loss scaling, see `amp_scale`)
+               create_graph:bool=False, # a differentiable gradient; `x` is then used as given
+              )->tuple: # `f(x)`, the losses, and d sum(losses)/dx (zeros where they ignore `x`)
+    "One forward of `f` at `x` and the gradient of its summed `loss` with respect to `x` alone"
+    if not create_graph: x = x.detach().requires_grad_()
+    out = f(x)
+    l = loss(out)
+    if not l.requires_grad: return out, l, torch.zeros_like(x)   # a loss that ignores the input
+    g, = torch.autograd.grad(l.sum() * scale, x, create_graph=create_graph, allow_unused=True)
+    return out, l, torch.zeros_like(x) if g is None else g
 
 # %% ../nbs/00_core.ipynb #9f0aa87f
 def predicted_class(model:nn.Module, # the classifier, in model space

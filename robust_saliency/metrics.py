@@ -13,7 +13,7 @@ from torch import nn, Tensor
 from fastcore.basics import store_attr
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
-from .core import (plain, check_images, resolve_target, preserve_state, as_space,
+from .core import (plain, auto_chunk, all_finite, check_images, resolve_target, preserve_state, as_space,
                                   model_device, InputSpace, avg_ranks, predicted_class)
 from .core import fold_bn as _fold
 from .saliency import image_seeds, mix32
@@ -50,7 +50,7 @@ def check_maps(maps:Tensor, # saliency maps [B,1,H,W]; [B,H,W] and [B,C,H,W] are
         raise ValueError(f"`{name}` must have shape [B,1,H,W] or [B,H,W], got {tuple(maps.shape)}"
                          + (" (a single map: use `m[None]`)" if maps.ndim == 2 else ""))
     if maps.shape[0] == 0: raise ValueError(f"`{name}` is an empty batch (B=0)")
-    if not torch.isfinite(maps).all():
+    if not all_finite(maps):
         bad = (~torch.isfinite(maps)).flatten(1).any(1).nonzero().flatten().tolist()
         raise ValueError(f"`{name}` contains NaN/Inf values (samples {bad[:10]}); "
                          "a saliency method diverged or the model output is not finite — "
@@ -443,14 +443,6 @@ def _scorer(act, t):
         return t.score(p)
     return f
 
-def _auto_chunk(chunk, dev):
-    "`chunk` checked; None -> 256 images per forward pass on CUDA, 32 on CPU"
-    # CPU convolutions run fastest at small batches
-    if chunk is None: return 256 if dev.type == 'cuda' else 32
-    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
-        raise ValueError(f"`chunk` must be an int >= 1 (images per forward pass) "
-                         f"or None (automatic), got {chunk!r}")
-    return chunk
 
 # %% ../nbs/05_metrics.ipynb #1fd54c15
 def perturbation_curve(
@@ -473,7 +465,7 @@ def perturbation_curve(
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"`steps` must be an int >= 1, got {steps}")
     dev = model_device(model)
-    chunk = _auto_chunk(chunk, dev)
+    chunk = auto_chunk(chunk, dev)
     x = check_images(x).to(dev)
     maps = check_maps(maps).to(dev)
     B, C, H, W = x.shape
@@ -586,7 +578,7 @@ def explanation_scores(
 )->tuple: # `(Y, O)`: target scores [B] of the images and of their explanation maps
     "Target scores of the images, and of the images multiplied by their maps scaled to [0,1]"
     dev = model_device(model)
-    chunk = _auto_chunk(chunk, dev)
+    chunk = auto_chunk(chunk, dev)
     x, maps = check_images(x).to(dev), check_maps(maps).to(dev)
     B, C, H, W = x.shape
     if maps.shape[0] != B or maps.shape[-2:] != (H, W):

@@ -12,8 +12,8 @@ import torch, torch.nn.functional as F
 from torch import nn, Tensor
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
-from .core import (plain, check_images, resolve_target, preserve_state, as_space, model_device,
-                                  InputSpace, check_seed)
+from .core import (plain, auto_chunk, all_finite, check_images, resolve_target, preserve_state,
+                                  as_space, model_device, InputSpace, check_seed)
 from .core import fold_bn as _fold
 from .saliency import image_seeds
 
@@ -190,19 +190,12 @@ def _check_maps(maps, x):
         raise ValueError(f"`maps` {tuple(maps.shape)} must be [B,1,H,W] for images "
                          f"{tuple(x.shape)}; upsample low-resolution maps with "
                          "`F.interpolate(maps, size=x.shape[-2:], mode='bilinear')`")
-    if not torch.isfinite(maps).all():
+    if not all_finite(maps):
         raise ValueError("`maps` contains NaN/Inf values; fix the saliency method, "
                          "or clean with `torch.nan_to_num` knowingly")
     if maps.shape[1] != 1: maps = maps.abs().sum(1, keepdim=True)
     return maps.to(x.device)
 
-def _auto_chunk(chunk, dev):
-    "`chunk` checked; None -> 256 images per forward pass on CUDA, 32 on CPU"
-    if chunk is None: return 256 if dev.type == 'cuda' else 32
-    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
-        raise ValueError(f"`chunk` must be an int >= 1 (images per forward pass) "
-                         f"or None (automatic), got {chunk!r}")
-    return chunk
 
 # %% ../nbs/13_road.ipynb #a75f0f47
 def _scorer(act, t):
@@ -241,7 +234,7 @@ def road_curve(
     noise = _check_noise(noise)
     check_seed(seed)
     dev = model_device(model)
-    chunk = _auto_chunk(chunk, dev)
+    chunk = auto_chunk(chunk, dev)
     x = check_images(x).to(dev)
     maps = _check_maps(maps, x)
     space = as_space(space)

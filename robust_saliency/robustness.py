@@ -17,7 +17,7 @@ from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from .core import (plain, check_images, check_eps, per_sample_loss, InputSpace,
                                   as_space, preserve_state, frozen, model_device, fold_bn,
-                                  correctness, unwrap_model, amp_scale, row_norm, check_int,
+                                  correctness, unwrap_model, amp_scale, row_norm, input_grad, check_int,
                                   check_norm, check_seed, check_labels, check_pixel_range)
 from .saliency import image_seeds
 
@@ -272,10 +272,7 @@ class APGD(PixelAttack):
 @patch
 def _grad(self:APGD, P, lossfn, xa, y, t, scale):
     "Loss, correctness and input gradient at `xa` (one forward, one input-only backward)"
-    xa = xa.detach().requires_grad_()
-    logits = P.f(xa)
-    l = lossfn(logits, y, t)
-    g, = torch.autograd.grad(l.sum() * scale, xa)
+    logits, l, g = input_grad(P.f, xa, lambda o: lossfn(o, y, t), scale)
     return l.detach(), correctness(logits.detach(), y), g
 
 @patch

@@ -17,7 +17,8 @@ from fastprogress.fastprogress import progress_bar
 from fastai.data.core import DataLoader, DataLoaders
 from fastai.learner import Learner
 from .core import (plain, model_device, check_images, resolve_target, expand_multi, Target,
-                                  InputSpace, as_space, preserve_state, fold_bn, check_chunk, frozen)
+                                  InputSpace, as_space, preserve_state, fold_bn, check_chunk, frozen,
+                                  input_grad)
 
 # %% auto #0
 __all__ = ['reduce_map', 'check_reduce', 'multi_index', 'SaliencyMethod', 'Gradient', 'InputXGradient', 'mix32', 'image_seeds',
@@ -67,11 +68,18 @@ def _forward(model, xp, space, channels_last=False):
 
 def _input_grad(model, xp, t, space, channels_last=False):
     "d target-score / d pixel input for rows `xp`"
-    xp = xp.detach().requires_grad_()
-    s = t.score(_forward(model, xp, space, channels_last)).sum()
-    return torch.autograd.grad(s, xp)[0]
+    return input_grad(lambda p: _forward(model, p, space, channels_last), xp, t.score)[2]
 
 # %% ../nbs/04_saliency.ipynb #26a1fcc2
+def _per_image(target):
+    "Whether `target` gives one value per image (a tensor or list that is not 0-d)"
+    return isinstance(target, (Tensor, list, tuple)) and torch.as_tensor(target).ndim > 0
+
+def _shape_logits(net, xp, space):
+    "Zeros shaped like the logits of the pixel batch `xp`, from one image's pass: for checking targets"
+    o = _forward(net, xp[:1], space)
+    return o.new_zeros(len(xp), *o.shape[1:])
+
 def _multi_hot(target):
     "Whether `target` is multi-hot `[B,C]`: known from its shape, before any forward pass"
     if isinstance(target, (list, tuple)): target = torch.as_tensor(target)
@@ -140,11 +148,14 @@ def __call__(self:SaliencyMethod,
     with frozen(model):
         # eval-mode BatchNorm folded into its conv: same maps, cheaper
         net = fold_bn(model, x) if self.fold_bn else model
-        one_pass = self.chunk is None or self.chunk >= len(x)
         # multi-hot targets need one row per positive class: not a single pass
-        if self.single_pass and one_pass and not _multi_hot(target):
-            a = self.raw(net, space.to_pixel(x).detach(), _Lazy(target), space)
-            return reduce_map(a, self.reduce).detach()
+        if self.single_pass and not _multi_hot(target):
+            xp = space.to_pixel(x).detach()
+            t = _Lazy(target)
+            # per-image targets in chunks: checked whole first, against one image's output
+            if self.chunk is not None and self.chunk < len(x) and _per_image(target):
+                with torch.no_grad(): t = resolve_target(target, _shape_logits(net, xp, space))
+            return reduce_map(self._rows(net, xp, t, space, self.chunk), self.reduce).detach()
         if callable(target) and not isinstance(target, Tensor): t = Target('fn', target)
         else:
             with torch.no_grad():

@@ -6,7 +6,7 @@ Docs: https://robust-saliency.github.io/robust_saliency/stability.html.md"""
 
 # %% ../nbs/12_stability.ipynb #3dbc1f67
 from __future__ import annotations
-import contextlib, math, numbers
+import contextlib, copy, math, numbers
 from typing import Optional, Union, Callable, Literal, Sequence
 import torch, torch.nn.functional as F
 from torch import nn, Tensor
@@ -14,10 +14,10 @@ from fastcore.basics import AttrDict
 from fastcore.meta import delegates
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
-from .core import (plain, check_images, check_eps, resolve_target, expand_multi, Target, InputSpace,
-                                  as_space, preserve_state, model_device, fold_bn,
-                                  frozen, check_int, check_chunk, check_seed, avg_ranks,
-                                  check_pixel_range)
+from .core import (plain, check_images, check_eps, resolve_target, expand_multi, Target,
+                                  InputSpace, as_space, preserve_state, model_device, fold_bn, frozen,
+                                  input_grad, all_finite, check_int, check_chunk, auto_chunk, check_seed,
+                                  avg_ranks, check_pixel_range)
 from .saliency import (image_seeds, reduce_map, find_layer, ig_quadrature, get_method, Gradient,
                                       InputXGradient, SmoothGrad, IntegratedGradients,
                                       GradCAM, GradCAMpp, CAM)
@@ -54,13 +54,14 @@ def perturbations(
     shape, dev = (n, *xp.shape[1:]), xp.device
     if seed is None: seeds = torch.randint(2**31, (len(xp),)).tolist()
     else: seeds = image_seeds(xp, seed).tolist()
-    gen = torch.Generator(dev)
+    gen, out = torch.Generator(dev), torch.empty(len(xp), *shape, device=dev, dtype=xp.dtype)
     # one generator per image, as SmoothGrad seeds its noise: B small draws, no cross-image state
-    def draw(s):
-        kw = dict(generator=gen.manual_seed(s), device=dev, dtype=xp.dtype)
-        if noise == 'uniform': return torch.rand(shape, **kw).mul_(2).sub_(1)
-        return torch.randn(shape, **kw)
-    return torch.stack([draw(s) for s in seeds]).mul_(radius)
+    for o, s in zip(out, seeds):
+        gen.manual_seed(s)
+        if noise == 'uniform': torch.rand(shape, generator=gen, out=o)
+        else: torch.randn(shape, generator=gen, out=o)
+    if noise == 'uniform': out.mul_(2).sub_(1)
+    return out.mul_(radius)
 
 # %% ../nbs/12_stability.ipynb #1d74d7b2
 def _as_method(method):
@@ -75,13 +76,14 @@ def _row_target(t, reps):
     if t.kind == 'fn': return t.value
     return t.value.repeat_interleave(reps)
 
-def _auto_chunk(chunk, dev):
-    "None -> 256 images per pass on CUDA, 32 elsewhere (CPU convolutions run fastest at small batches)"
-    return chunk or (256 if dev.type == 'cuda' else 64)
-
 def _maps(method, model, xm, tv, space, chunk, what):
     "`method` over model-space rows `xm` in passes of `chunk` rows, checked: float, finite, one map per row"
     chunk = chunk or len(xm)
+    # a one-pass method chunks its rows itself: one call, the model prepared once
+    own = getattr(method, 'single_pass', False) and getattr(method, 'chunk', 0) is None
+    if own and chunk < len(xm):
+        method = copy.copy(method)
+        method.chunk, chunk = chunk, len(xm)
     out = []
     for a in range(0, len(xm), chunk):
         ta = tv if callable(tv) else tv[a:a + chunk]
@@ -92,7 +94,7 @@ def _maps(method, model, xm, tv, space, chunk, what):
                              f"({len(xm[a:a + chunk])}), got {got} for the {what}")
         out.append(plain(m).detach().float())
     m = torch.cat(out)
-    if not torch.isfinite(m).all():
+    if not all_finite(m):
         raise ValueError(f"the saliency method returned NaN/Inf maps for the {what}")
     return m
 
@@ -157,7 +159,7 @@ def explanation_stability(
     radius:float=0.02, # half-width of the L∞ ball (uniform), or the std (Gaussian), in pixel units
     n:int=10, # perturbations per image
     seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
-    chunk:Optional[int]=None, # images per `method` call, clean and perturbed; None: 64 (CUDA: 256)
+    chunk:Optional[int]=None, # images per pass of `method`, clean and perturbed; None: 64 (CUDA: 256)
     noise:Literal['uniform', 'gaussian']='uniform', # uniform in the L∞ ball, or Gaussian
     # norm of map (and input) differences: 'fro' (L2 of all entries), 'l1', 'linf' or a number p
     norm:Union[Literal['fro', 'l1', 'linf'], float]='fro',
@@ -174,29 +176,34 @@ def explanation_stability(
     bad = [s for s in names if s not in STABILITY_SCORES]
     if bad: raise ValueError(f"unknown scores {bad}; choose from {STABILITY_SCORES}")
     method, o = _as_method(method), _ord(norm)
-    chunk, eps_min = check_chunk(chunk, 'images'), check_eps(eps_min, 'eps_min')
     x, space = check_images(x).to(model_device(model)), as_space(space)
-    chunk = _auto_chunk(chunk, x.device)
+    # CPU passes of 64 rows: fastest for the n+1 maps of each image here
+    chunk, eps_min = auto_chunk(chunk, x.device, cpu=64), check_eps(eps_min, 'eps_min')
     with preserve_state(model), torch.no_grad():
         model.eval()
-        logits = plain(model(x))
-        t = resolve_target(target, logits)
+        # the clean forward pass only where the predicted class is needed; otherwise one image's
+        # output gives the number of classes `target` is checked against
+        need = target is None or keep_pred
+        logits = plain(model(x if need else x[:1]))
+        t = resolve_target(target, logits if need else logits.new_zeros(len(x), logits.shape[1]))
         xp = space.to_pixel(x)
         if clamp: check_pixel_range(xp)
         # multi-hot targets: one row per positive (image, class), as the methods return them
         xp, t, src = expand_multi(xp, t)
-        xm, pred = x[src], logits.argmax(1)[src]
+        xm = x[src]
         d = perturbations(xp, n, radius, noise, seed)   # [R,n,C,H,W], seeded per image
         xq = xp[:, None] + d
         if clamp: xq = xq.clamp(0, 1)
-        dx = (xq - xp[:, None]).flatten(0, 1)           # the perturbation actually applied
+        # the perturbation actually applied, for the scores that divide by it
+        lip = {'local_lipschitz', 'relative_input_stability'} & set(names)
+        dx = (xq - xp[:, None]).flatten(0, 1) if lip else None
         R = len(xp)
         # clean and perturbed images in one stack, image-major (row r*(n+1) is image r itself):
         # one pass of `method`
         xqm = space.to_model(xq.flatten(0, 1)).view(R, n, *xm.shape[1:])
         rows = torch.cat([xm[:, None], xqm], 1).flatten(0, 1)
         keep = torch.ones(R, n, dtype=torch.bool, device=x.device)
-        if keep_pred: keep = _kept(model, x, rows, pred, R, n, chunk)
+        if keep_pred: keep = _kept(model, x, rows, logits.argmax(1)[src], R, n, chunk)
     maps = _maps(method, model, rows, _row_target(t, n + 1), space, chunk, 'perturbed images')
     return _stability_scores(maps.view(R, n + 1, -1), dx, xp, keep, n, o, relative, eps_min,
                              scores)
@@ -212,7 +219,7 @@ def max_sensitivity(
     radius:float=0.02, # half-width of the L∞ ball of the uniform noise, pixel units
     n:int=10, # perturbations per image
     seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
-    chunk:Optional[int]=None, # images per `method` call, clean and perturbed; None: 64 (CUDA: 256)
+    chunk:Optional[int]=None, # images per pass of `method`, clean and perturbed; None: 64 (CUDA: 256)
     **kwargs
 )->Tensor: # one score per image [B] (per positive class for multi-hot targets)
     "Max-sensitivity (Yeh et al. 2019): the largest change of the map, over its norm, among `n` perturbed copies"
@@ -230,7 +237,7 @@ def avg_sensitivity(
     radius:float=0.02, # half-width of the L∞ ball of the uniform noise, pixel units
     n:int=10, # perturbations per image
     seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
-    chunk:Optional[int]=None, # images per `method` call, clean and perturbed; None: 64 (CUDA: 256)
+    chunk:Optional[int]=None, # images per pass of `method`, clean and perturbed; None: 64 (CUDA: 256)
     **kwargs
 )->Tensor: # one score per image [B] (per positive class for multi-hot targets)
     "Avg-sensitivity (Yeh et al. 2019): the mean change of the map, over its norm, among `n` perturbed copies"
@@ -248,7 +255,7 @@ def local_lipschitz(
     radius:float=0.02, # half-width of the L∞ ball of the uniform noise, pixel units
     n:int=10, # perturbations per image
     seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
-    chunk:Optional[int]=None, # images per `method` call, clean and perturbed; None: 64 (CUDA: 256)
+    chunk:Optional[int]=None, # images per pass of `method`, clean and perturbed; None: 64 (CUDA: 256)
     **kwargs
 )->Tensor: # one score per image [B] (per positive class for multi-hot targets)
     "Local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018): the largest ‖Δmap‖ / ‖Δx‖ among `n` perturbed copies"
@@ -266,7 +273,7 @@ def relative_input_stability(
     radius:float=0.02, # half-width of the L∞ ball of the uniform noise, pixel units
     n:int=10, # perturbations per image
     seed:Optional[int]=0, # mixed with each image's pixels into its seed; None: the global RNG
-    chunk:Optional[int]=None, # images per `method` call, clean and perturbed; None: 64 (CUDA: 256)
+    chunk:Optional[int]=None, # images per pass of `method`, clean and perturbed; None: 64 (CUDA: 256)
     keep_pred:bool=True, # only perturbations that keep the predicted class count (the definition)
     **kwargs
 )->Tensor: # one score per image [B]; NaN where every perturbation changed the class
@@ -298,9 +305,7 @@ def softplus_surrogate(
 # %% ../nbs/12_stability.ipynb #0efc416a
 def _dgrad(net, xp, t, space):
     "d score / d pixels for rows `xp` that are part of a graph, itself differentiable (second derivatives)"
-    s = t.score(plain(net(space.to_model(xp)))).sum()
-    g, = torch.autograd.grad(s, xp, create_graph=True, allow_unused=True)
-    return torch.zeros_like(xp) if g is None else g   # a score that ignores the input
+    return input_grad(lambda p: plain(net(space.to_model(p))), xp, t.score, create_graph=True)[2]
 
 def _rep(t, reps): return t if t.kind == 'fn' else Target('index', t.value.repeat_interleave(reps))
 
@@ -491,19 +496,18 @@ def _attack(model, method, x, t, space, eps, steps, norm, alpha, objective, k, b
     best_s = [torch.ones(len(x), device=x.device), torch.ones(len(x), device=x.device),
               torch.zeros(len(x), device=x.device)]
     best_c, moved = _crit(best_s, objective), torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    def gain(d, swap):
+        "What the attack ascends at `xp0 + d`: the map's distance from the reference, logits kept"
+        xp = xp0 + d
+        if cam: m = _dcam(method, model, xp, t, space, swap.get(layer, layer))
+        else: m = reduce_map(_draw(method, model, xp, t, space, ctx), method.reduce)
+        g = _gain(m, objective, ref)
+        if not keep_logits: return g
+        return g - keep_logits * ((plain(model(space.to_model(xp))) - z0) ** 2).sum(1)
     for _ in range(steps):
-        d = d.detach().requires_grad_()
+        # a map that does not depend on the image has a zero gradient: nothing to follow
         with surrogate() as swap, torch.enable_grad():
-            xp = xp0 + d
-            if cam: m = _dcam(method, model, xp, t, space, swap.get(layer, layer))
-            else: m = reduce_map(_draw(method, model, xp, t, space, ctx), method.reduce)
-            g = _gain(m, objective, ref)
-            if keep_logits:
-                g = g - keep_logits * ((plain(model(space.to_model(xp))) - z0) ** 2).sum(1)
-            grad = None
-            if g.requires_grad: grad = torch.autograd.grad(g.sum(), d, allow_unused=True)[0]
-        # a map that does not depend on the image: nothing to follow
-        if grad is None: grad = torch.zeros_like(d)
+            grad = input_grad(lambda v: gain(v, swap), d)[2]
         if norm == 'linf': d = d.detach() + alpha * grad.sign()
         else: d = d.detach() + alpha * grad / (_vnorm(grad, 2.).view(-1, 1, 1, 1) + 1e-12)
         d = _project(d, xp0, eps, norm)

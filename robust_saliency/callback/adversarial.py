@@ -19,7 +19,9 @@ from fastcore.foundation import L
 from fastai.callback.fp16 import MixedPrecision, AMPMode
 import fastai.callback.schedule   # patches `Learner.fit_one_cycle` (`robust_first_layers` calls it)
 from fastai.learner import Learner, ValueMetric
-from ..core import plain, as_space, per_sample_loss, FitColumns, DetachCleanup, unwrap_model
+from dataclasses import dataclass
+from ..core import (plain, as_space, per_sample_loss, FitColumns, DetachCleanup,
+                                  unwrap_model, InputSpace)
 from ..attacks import PGD, FGSM, RobustAccuracy, attacked_correctness
 
 # %% auto #0
@@ -150,13 +152,13 @@ class AdvTrainCallback(FitColumns, Callback):
         if ramp_epochs < 0: raise ValueError(f"`ramp_epochs` must be >= 0, got {ramp_epochs!r}")
         store_attr(but='watchdog')
         self.watchdog = _as_watchdog(watchdog)
-        self._clean, self._fit, self.watchdog_events = None, False, []
+        self.watchdog_events = []
 
-    # per-batch and per-fit tensors (batches, clean logits, a weight copy) never go into an export,
-    # even when a fit that raised (fastai skips after_fit) left them: fastai's `Stateful` drops
-    # them when pickling, and these class defaults stand in after loading
-    _stateattrs = ('_clean', '_clean_xb', '_adv_xb', '_wd_batch', '_good')
-    _clean = _clean_xb = _adv_xb = _wd_batch = _good = None
+    # the fit's state (`_FitState`) and the batch's (clean logits, clean and attacked `xb`) never
+    # go into an export, even when a fit that raised (fastai skips after_fit) left them: fastai's
+    # `Stateful` drops them when pickling, and these class defaults stand in after loading
+    _stateattrs = ('_fit', '_clean', '_clean_xb', '_adv_xb')
+    _fit = _clean = _clean_xb = _adv_xb = None
 
     def __repr__(self):
         s = f"AdvTrainCallback({self.attack!r}"
@@ -172,7 +174,7 @@ class AdvTrainCallback(FitColumns, Callback):
         super().detach_cleanup(learn)
         if isinstance(getattr(learn, 'loss_func', None), _TradesLoss):
             learn.loss_func = _base_loss(learn.loss_func)
-        self._clean = self._clean_xb = self._adv_xb = None
+        self._fit = self._clean = self._clean_xb = self._adv_xb = None
 
     def current_attack(self):
         "The attack at this point of training (eps ramped linearly from 0 over `ramp_epochs`)"
@@ -195,33 +197,45 @@ def watchdog_column(self:AdvTrainCallback)->Optional[str]:
         return f'wd_robust_acc_{attack_name(self.watchdog.attack_for(self.attack))}'
 
 # %% ../../nbs/03_callback.adversarial.ipynb #77a0195e
+@dataclass
+class _FitState:
+    "What `AdvTrainCallback` keeps for one fit"
+    space:InputSpace # the `InputSpace` of the fit's data
+    loss_func:Callable # the Learner's loss, without the TRADES wrapper
+    adv_sum:Union[float, Tensor] = 0. # summed adversarial loss over this epoch's training batches
+    adv_n:int = 0 # and their number of samples
+    wd_batch:Optional[tuple] = None # the watchdog's fixed `(x, y)` batch, from the first training batch
+    wd_acc:Optional[float] = None # its accuracy under the watchdog's attack at the last validation
+    best:float = -1. # the best of those
+    good:Optional[dict] = None # the weights at the best ('rollback')
+    collapsed:bool = False # catastrophic overfitting seen
+
 @patch
 def before_fit(self:AdvTrainCallback):
-    self._fit, self._space = True, as_space(self.learn.dls)
-    self._adv_sum, self._adv_n, self._wd_batch, self._good, self._best = 0., 0, None, None, -1.
-    self._collapsed, self._wd_acc = False, None
-    # columns via `FitColumns`; a loss wrapper an interrupted fit left is unwrapped below
+    lf = _base_loss(self.learn.loss_func)   # a loss wrapper an interrupted fit left is unwrapped
+    self._fit = _FitState(as_space(self.learn.dls), lf)
+    # columns via `FitColumns`
     cols = [ValueMetric(self._adv_loss_value, 'adv_loss')]
-    if self.watchdog: cols.append(ValueMetric(lambda: self._wd_acc, self.watchdog_column))
+    if self.watchdog: cols.append(ValueMetric(lambda: self._fit.wd_acc, self.watchdog_column))
     if self.robust_metric:
         n = None if self.robust_metric is True else self.robust_metric
         cols.append(RobustAccuracy(self.eval_attack or self.attack, n, name=self.robust_column))
     self.add_columns(cols)
-    self.learn.loss_func = self._lf = _base_loss(self.learn.loss_func)
-    if self.trades_beta is not None: self.learn.loss_func = _TradesLoss(self, self._lf)
+    self.learn.loss_func = lf if self.trades_beta is None else _TradesLoss(self, lf)
 
 @patch
-def _adv_loss_value(self:AdvTrainCallback): return self._adv_sum / self._adv_n if self._adv_n else None
+def _adv_loss_value(self:AdvTrainCallback):
+    f = self._fit
+    return f.adv_sum / f.adv_n if f and f.adv_n else None
 
 @patch
-def before_train(self:AdvTrainCallback): self._adv_sum, self._adv_n = 0., 0
+def before_train(self:AdvTrainCallback): self._fit.adv_sum, self._fit.adv_n = 0., 0
 
 @patch
 def after_fit(self:AdvTrainCallback):
     self.drop_columns()
-    if self.trades_beta is not None: self.learn.loss_func = self._lf
-    self._fit, self._clean, self._wd_batch, self._good = False, None, None, None
-    self._clean_xb = self._adv_xb = None
+    if self.trades_beta is not None: self.learn.loss_func = self._fit.loss_func
+    self._fit = self._clean = self._clean_xb = self._adv_xb = None
 
 # %% ../../nbs/03_callback.adversarial.ipynb #170f78b8
 @patch
@@ -232,22 +246,25 @@ def before_batch(self:AdvTrainCallback):
     if not (self.training or (self.adv_valid and self._fit)): return
     if hasattr(self.learn, 'gather_preds'): return
     x, y = plain(self.xb[0]), plain(self.yb[0])
-    keep = self.watchdog and self._wd_batch is None and not hasattr(self.learn, 'lr_finder')
+    fs = self._fit
+    keep = self.watchdog and fs and fs.wd_batch is None and not hasattr(self.learn, 'lr_finder')
     if self.training and keep:
         n = self.watchdog.n or len(x)
-        self._wd_batch = (x[:n].detach().clone(), y[:n].detach().clone())
+        fs.wd_batch = (x[:n].detach().clone(), y[:n].detach().clone())
     att = self.current_attack()
     if self.trades_beta is not None and self.training: xa = self._trades_attack(att, x, y)
     else:
-        n = len(x) if self.mix == 1 else max(1, round(self.mix * len(x)))
-        self._n_adv = n
+        n = self._n_adv(len(x))
         if att.eps == 0: return
-        xa = att(self.model, x[:n], y[:n], self._space)
+        xa = att(self.model, x[:n], y[:n], fs.space)
         if n < len(x): xa = torch.cat([xa, x[n:]])
     t = type(self.xb[0])
     self._clean_xb = self.xb
     xa = xa if t is Tensor else xa.as_subclass(t)
     self.learn.xb = self._adv_xb = (xa,) + tuple(self.xb[1:])
+
+@patch
+def _n_adv(self:AdvTrainCallback, bs): return bs if self.mix == 1 else max(1, round(self.mix * bs))
 
 @patch
 def _trades_attack(self:AdvTrainCallback, att, x, y):
@@ -256,16 +273,17 @@ def _trades_attack(self:AdvTrainCallback, att, x, y):
     multi, c = y.ndim == 2, self._clean.detach().float()
     a = copy.copy(att)
     a.loss, a.targeted, a.early_stop = (_kl_bern if multi else _kl), False, False
-    return a(self.model, x, torch.sigmoid(c) if multi else F.softmax(c, 1), self._space)
+    return a(self.model, x, torch.sigmoid(c) if multi else F.softmax(c, 1), self._fit.space)
 
 @patch
 def after_loss(self:AdvTrainCallback):
     if not self.training or not len(self.yb): return
     y = plain(self.yb[0])
-    n = len(y) if self.trades_beta is not None else getattr(self, '_n_adv', len(y))
+    n = len(y) if self.trades_beta is not None else self._n_adv(len(y))
     with torch.no_grad(): l = per_sample_loss(plain(self.pred)[:n].detach(), y[:n])
     if y.ndim == 2: l = l / y.shape[1]   # multi-hot: a mean over labels, as fastai's
-    self._adv_sum, self._adv_n = self._adv_sum + l.sum(), self._adv_n + len(l)
+    self._fit.adv_sum += l.sum()
+    self._fit.adv_n += len(l)
 
 @patch
 def after_batch(self:AdvTrainCallback): self._clean = None
@@ -273,31 +291,29 @@ def after_batch(self:AdvTrainCallback): self._clean = None
 # %% ../../nbs/03_callback.adversarial.ipynb #6fdb0ed4
 @patch
 def after_validate(self:AdvTrainCallback):
-    if not (self.watchdog and self._fit and self._wd_batch is not None): return
-    if hasattr(self.learn, 'lr_finder'): return
-    wd = self.watchdog
+    fs, wd = self._fit, self.watchdog
+    if not (wd and fs and fs.wd_batch is not None) or hasattr(self.learn, 'lr_finder'): return
     att = wd.attack_for(self.attack)
-    self._wd_acc = acc = self._watchdog_acc(att)
-    if acc < self._best - wd.drop:
-        self._collapsed = True
+    fs.wd_acc = acc = self._watchdog_acc(att)
+    if acc < fs.best - wd.drop:
+        fs.collapsed = True
         msg = (f"catastrophic overfitting at epoch {self.epoch}: accuracy under {attack_name(att)} "
-               f"on the watchdog batch fell to {acc:.3f} (best {self._best:.3f}); "
+               f"on the watchdog batch fell to {acc:.3f} (best {fs.best:.3f}); "
                f"action: {wd.action}")
-        ev = dict(epoch=self.epoch, acc=acc, best=self._best, action=wd.action)
-        self.watchdog_events.append(ev)
+        self.watchdog_events.append(dict(epoch=self.epoch, acc=acc, best=fs.best, action=wd.action))
         warnings.warn(msg)
-        if wd.action == 'rollback' and self._good is not None:
-            unwrap_model(self.model).load_state_dict(self._good)
+        if wd.action == 'rollback' and fs.good is not None:
+            unwrap_model(self.model).load_state_dict(fs.good)
     else:
-        self._best = max(self._best, acc)
+        fs.best = max(fs.best, acc)
         if wd.action == 'rollback':
             sd = unwrap_model(self.model).state_dict()
-            self._good = {k: v.detach().clone() for k, v in sd.items()}
+            fs.good = {k: v.detach().clone() for k, v in sd.items()}
 
 @patch
 def _watchdog_acc(self:AdvTrainCallback, att):
     "Accuracy under `att` on the watchdog's batch, averaged over ranks (one decision for all)"
-    acc = attacked_correctness(self.model, *self._wd_batch, att, self._space).mean()
+    acc = attacked_correctness(self.model, *self._fit.wd_batch, att, self._fit.space).mean()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.all_reduce(acc)
         acc = acc / torch.distributed.get_world_size()
@@ -305,7 +321,7 @@ def _watchdog_acc(self:AdvTrainCallback, att):
 
 @patch
 def before_epoch(self:AdvTrainCallback):
-    if self._collapsed and self.watchdog.action != 'log': raise CancelFitException()
+    if self._fit.collapsed and self.watchdog.action != 'log': raise CancelFitException()
 
 # %% ../../nbs/03_callback.adversarial.ipynb #5673095d
 @patch(as_prop=True)

@@ -19,7 +19,7 @@ from fastai.learner import ValueMetric
 from fastai.torch_core import to_float, find_bs
 from ..core import (plain, check_images, check_eps, resolve_target, as_space,
                                   preserve_state, frozen, FitColumns, InputSpace,
-                                  unwrap_model, amp_scale, row_norm)
+                                  unwrap_model, amp_scale, row_norm, input_grad)
 from ..attacks import PGD
 from ..metrics import gini
 
@@ -38,10 +38,9 @@ def input_saliency(
     "Eval-mode saliency |d score/d pixel| (summed over channels) and logits; model state restored"
     x, space, net = check_images(x), as_space(space), unwrap_model(model)
     with frozen(net, bn_eval):
-        xp = space.to_pixel(x.detach()).requires_grad_()
-        logits = plain(net(space.to_model(xp)))
-        s = resolve_target(target, logits.detach()).score(logits).float().sum() * amp_scale(x)
-        g, = torch.autograd.grad(s, xp)
+        score = lambda o: resolve_target(target, o.detach()).score(o).float()
+        logits, _, g = input_grad(lambda p: plain(net(space.to_model(p))), space.to_pixel(x),
+                                  score, amp_scale(x))
     return g.float().abs().sum(1, keepdim=True), logits.detach().float()
 
 # %% ../../nbs/10_callback.guided.ipynb #b1aa0e60
