@@ -71,7 +71,7 @@ def _input_grad(model, xp, t, space, channels_last=False):
     return input_grad(lambda p: _forward(model, p, space, channels_last), xp, t.score)[2]
 
 # %% ../nbs/04_saliency.ipynb #26a1fcc2
-def _per_image(target):
+def _one_per_image(target):
     "Whether `target` gives one value per image (a tensor or list that is not 0-d)"
     return isinstance(target, (Tensor, list, tuple)) and torch.as_tensor(target).ndim > 0
 
@@ -153,7 +153,7 @@ def __call__(self:SaliencyMethod,
             xp = space.to_pixel(x).detach()
             t = _Lazy(target)
             # per-image targets in chunks: checked whole first, against one image's output
-            if self.chunk is not None and self.chunk < len(x) and _per_image(target):
+            if self.chunk is not None and self.chunk < len(x) and _one_per_image(target):
                 with torch.no_grad(): t = resolve_target(target, _shape_logits(net, xp, space))
             return reduce_map(self._rows(net, xp, t, space, self.chunk), self.reduce).detach()
         if callable(target) and not isinstance(target, Tensor): t = Target('fn', target)

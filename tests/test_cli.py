@@ -228,8 +228,9 @@ def test_sigint_after_first_fit_then_resume(tmp_path):
     args = [*SMALL, '--epochs', '2']
     r = run('compare', *args, '--out', tmp_path/'a')
     assert r.returncode == 0, r.stderr[-3000:]
+    # the run waits after the first fit (ROBUST_SALIENCY_PAUSE), so the interrupt lands there however fast it got
     p = subprocess.Popen(cmd('compare', *args, '--out', tmp_path/'b'), stderr=subprocess.PIPE, stdout=subprocess.PIPE,
-                         text=True, env=ENV)
+                         text=True, env={**ENV, 'ROBUST_SALIENCY_PAUSE': 'standard'})
     for line in p.stderr:
         if 'standard model trained' in line: break
     p.send_signal(signal.SIGINT)
