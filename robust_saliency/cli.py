@@ -411,11 +411,9 @@ def _stale(part, out):
 
 # %% ../nbs/09_cli.ipynb #0b720191
 def _fault(point):
-    "Fault injection for the crash tests: the process kills itself, or waits for a signal, at `point`"
+    "Fault injection for the crash tests: with ROBUST_SALIENCY_FAULT=<point> the process kills itself there"
     if os.environ.get('ROBUST_SALIENCY_FAULT') == point:
         os.kill(os.getpid(), getattr(signal, 'SIGKILL', signal.SIGTERM))
-    # a test's Ctrl-C lands here however fast the run got so far
-    if os.environ.get('ROBUST_SALIENCY_PAUSE') == point: time.sleep(60)
 
 def _atomic(path, write):
     "Write `path` through a temporary file beside it, renamed into place: a reader never sees half a file"
