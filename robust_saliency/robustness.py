@@ -713,6 +713,7 @@ def _sanity_notes(R, P, bb, tol, checks):
         R.notes['robust_above_clean'] = (
             f"robust {R.robust_acc:.3f} > clean {R.clean_acc:.3f}: the attack helped the model")
     if checks:
+        ref = 'APGD-BCE' if R.task == 'multilabel' else 'APGD-CE'   # the loss of the checks' APGD
         if bb > tol * n:
             R.notes['black_box_beats_gradient'] = (
                 f"Square broke {bb} images the gradient attacks left unbroken: "
@@ -720,12 +721,12 @@ def _sanity_notes(R, P, bb, tol, checks):
         e = list(R.eps_curve.values())
         if any(b > a + tol for a, b in zip(e, e[1:])) or (e[0] > tol and e[0] - e[-1] <= tol):
             R.notes['flat_in_eps'] = (
-                f"APGD-CE's robust accuracy at 1, 2, 4 x eps is "
+                f"{ref}'s robust accuracy at 1, 2, 4 x eps is "
                 f"{', '.join(f'{v:.3f}' for v in e)}: it does not fall as the budget grows")
         f = list(R.effort_curve.values())
         if any(b > a + tol for a, b in zip(f, f[1:])):
             R.notes['rises_with_effort'] = (
-                f"robust accuracy with 10 steps, 100 steps, 100 steps x2 restarts is "
+                f"{ref}'s robust accuracy with 10 steps, 100 steps, 100 steps x2 restarts is "
                 f"{', '.join(f'{v:.3f}' for v in f)}: it rises with more effort")
 
 # %% ../nbs/11_robustness.ipynb #ccca48cf
