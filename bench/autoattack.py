@@ -4,8 +4,8 @@ Two small CNNs trained here in seconds: one on sklearn's digits (10 classes, PGD
 evaluated at 16/255) and one on the built-in lesions (2 classes, standard training, evaluated at 2/255). On the same
 images and models:
 
-- strength: robust accuracy of our APGD-CE-100 and APGD-T-100 minus torchattacks' at the same 100 steps (should be
-  <= +0.5 point), and our standard ensemble minus the per-image union of torchattacks' APGD-CE-100 and APGD-T-100
+- strength: robust accuracy of our APGD-CE-100 (mean over 10 random starts of each) and APGD-T-100 minus
+  torchattacks' at the same 100 steps (should be <= +0.5 point), and our standard ensemble minus the per-image union of torchattacks' APGD-CE-100 and APGD-T-100
   (2 classes: of their APGD-CE, FAB-T and Square, as torchattacks' APGD-T needs 4 classes);
 - speed: time per APGD iteration over time per PGD step (the same full batch, nothing broken), and the whole
   ensemble's time over torchattacks' APGD-CE-100 + APGD-T-100.
@@ -102,13 +102,15 @@ def bench(name, net, sp, xv, yv, eps, n_classes):
         cmp.append(('FAB-T', None, lambda m: torchattacks.FAB(m, norm='Linf', eps=eps, steps=100, n_classes=n_classes,
                                                               multi_targeted=True, seed=0)))
         cmp.append(('Square-5000', None, lambda m: torchattacks.Square(m, norm='Linf', eps=eps, n_queries=5000, seed=0)))
-    # APGD-CE from several random starts: one run differs from another by a few borderline images either way
-    seeds = range(3)
+    # APGD-CE from 10 random starts: one run differs from another by a few borderline images either way, so
+    # parity is judged on the mean over seeds
+    seeds = range(10)
     c_t = [theirs_correct(net, sp, lambda m: torchattacks.APGD(m, eps=eps, steps=100, loss='ce', seed=s), xv, yv)[0] for s in seeds]
     c_o = [ours_correct(net, sp, APGD(eps, steps=100, loss='ce', seed=s), xv, yv)[0] for s in seeds]
     mt, mo = (sum(pct(c) for c in cs) / len(cs) for cs in (c_t, c_o))
-    print(f"APGD-CE-100 over seeds {list(seeds)}: torchattacks {', '.join(f'{pct(c):.1f}' for c in c_t)} (mean {mt:.1f}%) | "
-          f"ours {', '.join(f'{pct(c):.1f}' for c in c_o)} (mean {mo:.1f}%) | mean ours - theirs {mo - mt:+.1f} points")
+    print(f"APGD-CE-100 over seeds 0-{len(seeds) - 1}: torchattacks {', '.join(f'{pct(c):.1f}' for c in c_t)} (mean {mt:.2f}%) | "
+          f"ours {', '.join(f'{pct(c):.1f}' for c in c_o)} (mean {mo:.2f}%) | mean ours - theirs {mo - mt:+.2f} points "
+          f"(<= +0.5: {mo - mt <= 0.5})")
     for label, ours, make in cmp:
         c_t, t_t, err = theirs_correct(net, sp, make, xv, yv)
         if c_t is not None:
@@ -119,7 +121,11 @@ def bench(name, net, sp, xv, yv, eps, n_classes):
             c_o, t_o, _ = ours_correct(net, sp, ours, xv, yv)
             line += f' | ours {pct(c_o):5.1f}% ({t_o:6.1f}s)'
             if c_t is not None:
-                line += f' | ours - theirs {pct(c_o) - pct(c_t):+.1f} points (<= +0.5: {pct(c_o) - pct(c_t) <= 0.5}), time ratio {t_o / t_t:.2f}'
+                d = pct(c_o) - pct(c_t)
+                # APGD-CE's parity is the seed mean above; one seed each is only a spot check
+                line += f' | ours - theirs {d:+.1f} points' + (
+                    ' (seed 0 only)' if label == 'APGD-CE-100' else f' (<= +0.5: {d <= 0.5})')
+                line += f', time ratio {t_o / t_t:.2f}'
         print(line)
     aa = AutoAttack(eps, version='standard')
     c_aa, t_aa, r = ours_correct(net, sp, aa, xv, yv)
