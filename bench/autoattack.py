@@ -5,8 +5,9 @@ evaluated at 16/255) and one on the built-in lesions (2 classes, standard traini
 images and models:
 
 - strength: robust accuracy of our APGD-CE-100 (mean over 10 random starts of each) and APGD-T-100 minus
-  torchattacks' at the same 100 steps (should be <= +0.5 point), and our standard ensemble minus the per-image union of torchattacks' APGD-CE-100 and APGD-T-100
-  (2 classes: of their APGD-CE, FAB-T and Square, as torchattacks' APGD-T needs 4 classes);
+  torchattacks' at the same 100 steps (should be <= +0.5 point), and our standard ensemble minus the per-image union
+  of torchattacks' APGD-CE-100 and APGD-T-100 (2 classes: of their APGD-CE, FAB-T and Square, as torchattacks'
+  APGD-T needs 4 classes);
 - speed: time per APGD iteration over time per PGD step (the same full batch, nothing broken), and the whole
   ensemble's time over torchattacks' APGD-CE-100 + APGD-T-100.
 
@@ -108,9 +109,9 @@ def bench(name, net, sp, xv, yv, eps, n_classes):
     c_t = [theirs_correct(net, sp, lambda m: torchattacks.APGD(m, eps=eps, steps=100, loss='ce', seed=s), xv, yv)[0] for s in seeds]
     c_o = [ours_correct(net, sp, APGD(eps, steps=100, loss='ce', seed=s), xv, yv)[0] for s in seeds]
     mt, mo = (sum(pct(c) for c in cs) / len(cs) for cs in (c_t, c_o))
-    print(f"APGD-CE-100 over seeds 0-{len(seeds) - 1}: torchattacks {', '.join(f'{pct(c):.1f}' for c in c_t)} (mean {mt:.2f}%) | "
-          f"ours {', '.join(f'{pct(c):.1f}' for c in c_o)} (mean {mo:.2f}%) | mean ours - theirs {mo - mt:+.2f} points "
-          f"(<= +0.5: {mo - mt <= 0.5})")
+    fmt = lambda cs: ', '.join(f'{pct(c):.1f}' for c in cs)
+    print(f"APGD-CE-100 over seeds 0-{len(seeds) - 1}: torchattacks {fmt(c_t)} (mean {mt:.2f}%) | "
+          f"ours {fmt(c_o)} (mean {mo:.2f}%) | mean ours - theirs {mo - mt:+.2f} points (<= +0.5: {mo - mt <= 0.5})")
     for label, ours, make in cmp:
         c_t, t_t, err = theirs_correct(net, sp, make, xv, yv)
         if c_t is not None:
