@@ -9,7 +9,8 @@ images and models:
   of torchattacks' APGD-CE-100 and APGD-T-100 (2 classes: of their APGD-CE, FAB-T and Square, as torchattacks'
   APGD-T needs 4 classes);
 - speed: time per APGD iteration over time per PGD step (the same full batch, nothing broken), and the whole
-  ensemble's time over torchattacks' APGD-CE-100 + APGD-T-100.
+  ensemble's time over torchattacks' APGD-CE-100 + APGD-T-100, with Square's share of it (its queries are forwards
+  of every image the gradient attacks left, so on a robust model they alone can cost as much as the reference).
 
 torchattacks' own AutoAttack is run on the 2-class model only to report whether it crashes.
 
@@ -20,7 +21,7 @@ import argparse, time, warnings
 import torch
 from torch import nn
 import torchattacks
-from robust_saliency.core import small_cnn, InputSpace
+from robust_saliency.core import small_cnn, InputSpace, fold_bn
 from robust_saliency.data import lesion_dls
 from robust_saliency.attacks import PGD
 from robust_saliency.robustness import APGD, APGDT, AutoAttack, correctness
@@ -135,7 +136,20 @@ def bench(name, net, sp, xv, yv, eps, n_classes):
     union_names = 'APGD-CE-100 + APGD-T-100' if n_classes >= 4 else 'APGD-CE-100 + FAB-T + Square-5000 (those that ran)'
     print(f'torchattacks per-image union of {union_names}: {pct(ta_union):.1f}% | ensemble - union {pct(c_aa) - pct(ta_union):+.1f} '
           f'points (<= +0.5: {pct(c_aa) - pct(ta_union) <= 0.5})')
-    if n_classes >= 4: print(f'time: ensemble / torchattacks APGD-CE-100 + APGD-T-100 = {t_aa:.1f}s / {ta_time:.1f}s = {t_aa / ta_time:.2f}')
+    if n_classes >= 4:
+        print(f'time: ensemble / torchattacks APGD-CE-100 + APGD-T-100 = {t_aa:.1f}s / {ta_time:.1f}s = {t_aa / ta_time:.2f}')
+        # where the time goes: Square alone on the images the gradient attacks left, and one forward of them
+        left = r['after'][r['attacks'][-2]] > 0
+        sq = aa.attacks_for(aa.task, n_classes)[-1][1]
+        _, t_sq, _ = ours_correct(net, sp, sq, xv[left], yv[left])
+        xl = sp.to_model(xv[left])
+        fn = fold_bn(net, xl)                           # the network Square's queries run through
+        with torch.no_grad():
+            fn(xl); _, t_f = timed(lambda: [fn(xl) for _ in range(50)])
+        print(f'  of which Square-{sq.n_queries} on the {int(left.sum())} images left: {t_sq:.1f}s '
+              f'({1e3 * t_sq / sq.n_queries:.2f} ms a query; one forward of them {1e3 * t_f / 50:.2f} ms), '
+              f'{t_sq / ta_time:.2f} of torchattacks APGD-CE-100 + APGD-T-100 alone; '
+              f'the rest of the ensemble {(t_aa - t_sq) / ta_time:.2f}')
     else: print(f'time: ensemble / torchattacks APGD-CE-100 + FAB-T + Square-5000 = {t_aa:.1f}s / {ta_all:.1f}s = {t_aa / ta_all:.2f}')
     if n_classes < 4:
         _, _, err = theirs_correct(net, sp, lambda m: torchattacks.AutoAttack(m, norm='Linf', eps=eps, version='standard',

@@ -279,6 +279,8 @@ class InputSpace:
         # a single DataLoader carries its own transforms (its `.train` would reach through to the
         # dataset's split)
         dl = dls.train if isinstance(dls, DataLoaders) else dls
+        # in a distributed fit fastai's `DistributedDL` wraps the loader whose transforms it runs
+        while not hasattr(getattr(dl, 'after_batch', None), 'fs') and hasattr(dl, 'dl'): dl = dl.dl
         tfms = getattr(getattr(dl, 'after_batch', None), 'fs', [])
         norms = [t for t in tfms if isinstance(t, Normalize)]
         if not norms:

@@ -1,6 +1,7 @@
 """fastai's distributed training with `AdvTrainCallback` (Madry and TRADES): two CPU processes (gloo) train inside `learn.distrib_ctx()`
 (fastai's `DistributedTrainer`: the model in DDP through `accelerate`, each rank on its own shard of every epoch's shuffled training set) and
-end with identical weights.
+end with identical weights. The robust-accuracy column, scored by `AutoAttack` on each rank's validation shard through the
+DDP-wrapped model, equals the same attack run again in that process alone.
 
 Two CPU-only adjustments, both to fastai rather than to this library: `distrib_ctx(sync_bn=False, cpu=True)`, since
 `SyncBatchNorm` is GPU-only; and fastai 2.8's `DistributedDL._broadcast` sends the shuffled indices through a CUDA
@@ -36,14 +37,19 @@ def _worker(rank, port, out, trades):
     from robust_saliency.data import tensor_dls, SynthData
     from robust_saliency.attacks import PGD
     from robust_saliency.callback.adversarial import AdvTrainCallback
+    from robust_saliency.robustness import AutoAttack
+    from robust_saliency.attacks import attacked_correctness
+    from robust_saliency.core import as_space, plain
     DistributedDL._broadcast = _cpu_broadcast
 
     class Probe(Callback):
-        "Records, per training batch, the model's wrapper type and this rank's batch size"
+        "Records, per training batch, the model's wrapper type and this rank's batch size; the last validation's batches"
         order = 90
         def before_fit(self): self.wrapped, self.bs = [], []
+        def before_validate(self): self.valid = []
         def after_batch(self):
             if self.training: self.wrapped.append(type(self.learn.model).__name__); self.bs.append(len(self.yb[0]))
+            else: self.valid.append((plain(self.xb[0]).clone(), plain(self.yb[0]).clone()))
 
     dist.init_process_group('gloo', rank=rank, world_size=WORLD)
     try:
@@ -54,16 +60,23 @@ def _worker(rank, port, out, trades):
         dls = tensor_dls(SynthData(['neg', 'pos'], images=p, labels=y), bs=32, splits=(perm[64:], perm[:64]),
                          mean=[0.25] * 3, std=[0.15] * 3)
         torch.manual_seed(0)                     # same initial weights on both ranks
-        cb, probe = AdvTrainCallback(PGD(4/255, steps=2), watchdog='log', trades_beta=trades), Probe()
+        # the robust column scored by AutoAttack (fast, a short Square) on each rank's validation shard
+        aa = AutoAttack(4/255, version='fast', n_queries=100)
+        cb = AdvTrainCallback(PGD(4/255, steps=2), watchdog='log', trades_beta=trades, robust_metric=True, eval_attack=aa)
+        probe = Probe()
         learn = Learner(dls, small_cnn(n_out=2), loss_func=nn.CrossEntropyLoss(), cbs=[cb, probe])
         w0 = [q.detach().clone() for q in learn.model.parameters()]
         torch.manual_seed(100 + rank)            # different random starts per rank: only gradient sync keeps weights equal
         with learn.distrib_ctx(sync_bn=False, cpu=True):
             assert any(isinstance(c, DistributedTrainer) for c in learn.cbs)
             learn.fit(2, 1e-2)
+        # the same images attacked again in this process alone, on the unwrapped model
+        sp = as_space(dls)
+        alone = torch.cat([attacked_correctness(learn.model, x, y, aa, sp) for x, y in probe.valid])
         torch.save(dict(params=[q.detach() for q in learn.model.parameters()], w0=w0, values=learn.recorder.values,
                         names=learn.recorder.metric_names, wrapped=probe.wrapped, bs=probe.bs,
-                        model_type=type(learn.model).__name__), Path(out) / f'{rank}.pt')
+                        model_type=type(learn.model).__name__, alone=alone, n_valid=sum(len(y) for _, y in probe.valid),
+                        aa_repr=repr(aa)), Path(out) / f'{rank}.pt')
     finally:
         dist.destroy_process_group()
 
@@ -84,6 +97,12 @@ def test_fastai_distrib_ctx_two_ranks_identical_weights(trades):
         assert all(v[col] is not None and v[col] > 0 for v in r['values'])
     wd = r0['names'].index('wd_robust_acc_pgd10') - 1                    # the watchdog's accuracy is averaged over ranks
     assert [v[wd] for v in r0['values']] == [v[wd] for v in r1['values']]
+    # AutoAttack through the DDP-wrapped model: each rank's column is what the same attack gives outside DDP
+    aa = r0['names'].index('robust_acc_autoattack_fast') - 1
+    for r in (r0, r1):
+        assert r['n_valid'] == 32                                      # each rank: half of the 64 validation images
+        assert r['values'][-1][aa] == pytest.approx(r['alone'].mean().item(), abs=1e-12)
+        assert 'binary: apgd-ce, apgd-margin, square' in r['aa_repr']    # the losses defined for 2 classes ran
 
 if __name__ == '__main__':
     for t in (None, 1.0): test_fastai_distrib_ctx_two_ranks_identical_weights(t)
