@@ -6,8 +6,8 @@ Docs: https://robust-saliency.github.io/robust_saliency/cli.html.md"""
 
 # %% auto #0
 __all__ = ['ATTACKS', 'NORMS', 'IG_BASELINES', 'BUILTIN', 'EVAL_ATTACKS', 'REPORT_METRICS', 'parse_methods', 'parse_metrics',
-           'data_kind', 'load_data', 'make_model', 'auroc', 'default_eps', 'make_attack', 'Interrupted', 'compare',
-           'SavedModel', 'load_model', 'main']
+           'data_kind', 'unused_data_options', 'load_data', 'make_model', 'auroc', 'default_eps', 'make_attack',
+           'Interrupted', 'compare', 'SavedModel', 'load_model', 'main']
 
 # %% ../nbs/09_cli.ipynb #6da582c0
 import argparse, builtins, contextlib, errno, hashlib, json, math, os, random, re
@@ -124,6 +124,18 @@ def _supported(f, **kw):
                          f"leave --{bad[0]} out for this data")
     return {k: v for k, v in kw.items() if v is not None}          # unset: the loader's own default
 
+def unused_data_options(
+    kind:str, # a `data_kind` answer
+    check:Optional[str]=None, # `load_data`'s `check`
+    classes:Optional[Union[list, str]]=None, # `load_data`'s `classes`
+    balance:bool=True, # `load_data`'s `balance`
+)->list: # the names of those given (not left at their defaults) that data of `kind` has no use for
+    "The data-folder options given that data of `kind` would ignore"
+    given = [k for k, v, d in (('check', check, None), ('classes', classes, None), ('balance', balance, True))
+             if v != d]
+    if kind in BUILTIN or kind == 'npz': return given
+    return ['balance'] if kind == 'chestxray14' and 'balance' in given else []   # never balanced
+
 def load_data(
     data:Union[str, Path]='lesions', # a name or path as `data_kind` takes it
     size:int=32, # image side in pixels
@@ -138,6 +150,8 @@ def load_data(
     "`DataLoaders` for a built-in set name or a real-format path (format told by `data_kind`)"
     from robust_saliency.data import lesion_dls, chest_dls, ham10000_dls, npz_dls, chestxray14_dls
     kind = data_kind(data)
+    unused = unused_data_options(kind, check, classes, balance)
+    if unused: raise ValueError(f"`{unused[0]}` has no use for {_KINDS[kind]} data ({data}); leave it out")
     if kind == 'lesions': return lesion_dls(n=n or 2000, size=size, bs=bs, seed=seed, device=device)
     if kind == 'chest': return chest_dls(n=n or 2000, size=size, bs=bs, seed=seed, device=device)
     if kind == 'npz':
@@ -312,9 +326,8 @@ def _check_settings(c:dict)->dict:
                              "give distinct comma-separated class names, e.g. nv,mel,bkl (or all)")
         c['classes'] = 'all' if cl == ['all'] else cl
     kind = c['data_kind'] = data_kind(c['data'])
-    folder_opts = (('--check', c['check'], None), ('--classes', c['classes'], None),
-                   ('--no-balance', c['balance'], True))
-    given = [k for k, v, d in folder_opts if v != d]
+    flag = dict(check='--check', classes='--classes', balance='--no-balance')
+    given = [flag[k] for k in unused_data_options(kind, c['check'], c['classes'], c['balance'])]
     if kind in BUILTIN:
         if given:
             raise ValueError(f"{given[0]} applies to data folders; --data {c['data']} is built-in")
@@ -325,7 +338,7 @@ def _check_settings(c:dict)->dict:
     elif kind == 'npz' and given:
         raise ValueError(f"{given[0]} applies to HAM10000/ISIC and ChestX-ray14 folders, "
                          "not to a .npz file")
-    elif kind == 'chestxray14' and not c['balance']:
+    elif kind == 'chestxray14' and given:
         raise ValueError("--no-balance applies to HAM10000/ISIC folders; "
                          "ChestX-ray14 (multi-label) is never balanced")
     _check_arch_name(c['arch'])
