@@ -55,12 +55,11 @@ def margin_loss(
     y:Tensor, # labels [B] or multi-hot [B,C]
     target:Optional[Tensor]=None, # target classes [B]; None: untargeted
 )->Tensor: # [B]; > 0 once the decision flipped (class indices)
-    "Carlini-Wagner margin `max_{j≠y} z_j − z_y` (`z_t − z_y` to `target`); multi-hot `−Σ_j relu((2y_j−1)·z_j)`"
+    "CW margin `max_{j≠y} z_j − z_y` (`z_t − z_y` to `target`); multi-hot `−Σ_j relu((2y_j−1)·z_j)` (label t: `(1−2y_t)·z_t`)"
     z = logits.float()
     if y.ndim == 2:
-        if target is not None:
-            raise ValueError("a targeted margin needs class-index labels [B], "
-                             "not multi-hot targets")
+        # towards label t: its logit alone, > 0 once it flipped
+        if target is not None: return (1 - 2 * _gather(y.to(z), target)) * _gather(z, target)
         # only labels still right contribute: their logit is pushed across 0,
         # flipped ones are left alone
         return -((2 * y.to(z) - 1) * z).clamp(min=0).sum(1)
@@ -361,13 +360,13 @@ def _perturb(self:APGD, P, rows):
 # %% ../nbs/11_robustness.ipynb #14591502
 @delegates()   # APGD's other options
 class APGDT(APGD):
-    "APGD-T: targeted APGD towards each of the top `n_targets` clean-logit classes after the label"
+    "APGD-T: APGD towards each of the `n_targets` classes ranked next after the label (multi-hot: labels)"
     def __init__(self,
         eps:float, # radius of the ball in pixel units
         norm:Literal['linf','l2']='linf', # the ball
         steps:int=100, # iterations per target and restart
-        n_targets:int=9, # target classes (capped at the number of classes - 1)
-        loss:Literal['dlr','margin','ce']='dlr', # targeted DLR (>= 3 classes), margin, or −CE(target)
+        n_targets:int=9, # target classes (capped at the number of classes - 1; multi-hot: labels)
+        loss:Literal['dlr','margin','ce']='dlr', # targeted DLR (>= 3 classes), margin (multi-hot), or −CE(target)
         **kwargs
     ):
         super().__init__(eps, norm=norm, steps=steps, loss=loss, **kwargs)
@@ -375,15 +374,20 @@ class APGDT(APGD):
     def _extra(self): return ('n_targets',)
 
     def _check_task(self, P):
-        if P.y.ndim == 2:
-            raise ValueError("APGDT needs class-index labels [B]; "
-                             "for multi-hot labels use APGD(loss='margin')")
+        if P.y.ndim == 2 and self.loss != 'margin':
+            raise ValueError(f"with multi-hot labels APGDT flips one label at a time and needs "
+                             f"loss='margin', got loss={self.loss!r}")
         super()._check_task(P)
 
     def _targets(self, P, rows):
-        "Top classes by clean logit, the label excluded: one [rows] tensor per target"
+        "Top classes by clean logit after the label (multi-hot: right labels nearest to 0): [rows] per target"
         with torch.no_grad(): z = P.f(P.xp[rows]).float()
-        order = z.scatter(1, P.y[rows][:, None], -float('inf')).argsort(1, descending=True)
+        y = P.y[rows]
+        if y.ndim == 2:
+            # labels already wrong go last: there is nothing to flip
+            order = torch.where((z > 0).to(y) == y, z.abs(), float('inf')).argsort(1)
+            return [order[:, j] for j in range(min(self.n_targets, P.n_out))]
+        order = z.scatter(1, y[:, None], -float('inf')).argsort(1, descending=True)
         return [order[:, j] for j in range(min(self.n_targets, P.n_out - 1))]
 
 # %% ../nbs/11_robustness.ipynb #917d52ee
@@ -554,7 +558,7 @@ _VERSIONS = {'standard': dict(steps=100, n_targets=9, n_queries=5000),
              'fast': dict(steps=100, n_targets=3, n_queries=1000)}
 
 class AutoAttack(PixelAttack):
-    "AutoAttack (Croce & Hein 2020): two APGD losses for the task, then Square, on unbroken images"
+    "AutoAttack (Croce & Hein 2020): APGD on the losses and targets the task defines, then Square, on unbroken images"
     def __init__(self,
         eps:float, # radius of the ball in pixel units
         norm:Literal['linf','l2']='linf', # the ball
@@ -591,8 +595,13 @@ class AutoAttack(PixelAttack):
                     ('apgd-t', APGDT(steps=self.steps, n_targets=n_targets, loss='dlr', **kw)), sq]
         if task in ('binary', 'multilabel'):
             ce_name = 'apgd-ce' if task == 'binary' else 'apgd-bce'
-            return [(ce_name, APGD(steps=self.steps, loss='ce', **kw)),
-                    ('apgd-margin', APGD(steps=self.steps, loss='margin', **kw)), sq]
+            atks = [(ce_name, APGD(steps=self.steps, loss='ce', **kw)),
+                    ('apgd-margin', APGD(steps=self.steps, loss='margin', **kw))]
+            # multi-hot: each label alone as well (2 classes have one decision: the margin is it)
+            if task == 'multilabel':
+                n_targets = min(self.n_targets, n_out)
+                atks.append(('apgd-t', APGDT(steps=self.steps, n_targets=n_targets, loss='margin', **kw)))
+            return atks + [sq]
         raise ValueError(f"`task` must be 'binary', 'multiclass' or 'multilabel', got {task!r}")
 
     def __repr__(self):
