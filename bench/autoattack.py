@@ -219,7 +219,8 @@ def bench_multilabel(net, sp, xv, yv, eps):
     aa = AutoAttack(eps)
     c, t, r = ours_correct(net, sp, aa, xv, yv)
     print(f'jointly (one perturbation for all findings, the threat robust accuracy means): ours {pct(c):.1f}% in {t:.1f}s '
-          f'({aa.task}: {", ".join(aa.used)}); per-label attacks can only do better, {pct(union):.1f}%')
+          f'({aa.task}: after ' + ', '.join(f'{k} {pct(v):.1f}%' for k, v in r['after'].items()) +
+          f'); per-label attacks can only do better, {pct(union):.1f}%')
 
 def main():
     ap = argparse.ArgumentParser()
