@@ -35,10 +35,9 @@ def _worker(rank, port, out, trades):
     from fastai.distributed import DistributedDL, DistributedTrainer
     from robust_saliency.core import small_cnn
     from robust_saliency.data import tensor_dls, SynthData
-    from robust_saliency.attacks import PGD
+    from robust_saliency.attacks import PGD, attacked_correctness
     from robust_saliency.callback.adversarial import AdvTrainCallback
     from robust_saliency.robustness import AutoAttack
-    from robust_saliency.attacks import attacked_correctness
     from robust_saliency.core import as_space, plain
     DistributedDL._broadcast = _cpu_broadcast
 
