@@ -198,8 +198,7 @@ def bench_multilabel(net, sp, xv, yv, eps):
     "Per label (the model seen as one 2-class model per finding): ours against torchattacks' union; then jointly"
     L = yv.shape[1]
     print(f'\n## built-in chest, {L} findings, multi-label, standard training: {len(xv)} images, L∞ eps={eps * 255:.0f}/255')
-    with torch.no_grad(): clean = (net(sp.to_model(xv)) > 0).float() == yv
-    print(f'clean label accuracy {100 * clean.float().mean():.1f}%')
+    with torch.no_grad(): print(f'clean label accuracy {pct(correctness(net(sp.to_model(xv)), yv)):.1f}%')
     ta = [('APGD-CE-100', lambda m: torchattacks.APGD(m, eps=eps, steps=100, loss='ce', seed=0)),
           ('FAB-T', lambda m: torchattacks.FAB(m, norm='Linf', eps=eps, steps=100, n_classes=2, multi_targeted=True, seed=0)),
           ('Square-5000', lambda m: torchattacks.Square(m, norm='Linf', eps=eps, n_queries=5000, seed=0))]

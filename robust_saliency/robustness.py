@@ -383,12 +383,10 @@ class APGDT(APGD):
         "Top classes by clean logit after the label (multi-hot: right labels nearest to 0): [rows] per target"
         with torch.no_grad(): z = P.f(P.xp[rows]).float()
         y = P.y[rows]
-        if y.ndim == 2:
-            # labels already wrong go last: there is nothing to flip
-            order = torch.where((z > 0).to(y) == y, z.abs(), float('inf')).argsort(1)
-            return [order[:, j] for j in range(min(self.n_targets, P.n_out))]
-        order = z.scatter(1, y[:, None], -float('inf')).argsort(1, descending=True)
-        return [order[:, j] for j in range(min(self.n_targets, P.n_out - 1))]
+        if y.ndim == 2:   # labels already wrong go last: there is nothing to flip
+            order, n = torch.where((z > 0).to(y) == y, z.abs(), float('inf')).argsort(1), P.n_out
+        else: order, n = z.scatter(1, y[:, None], -float('inf')).argsort(1, descending=True), P.n_out - 1
+        return [order[:, j] for j in range(min(self.n_targets, n))]
 
 # %% ../nbs/11_robustness.ipynb #917d52ee
 def _p_selection(p_init, it, n_queries):
